@@ -1,0 +1,49 @@
+# The two fresh-machine commands: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INFORMER := $(VENV)/bin/informer
+STAMP := $(VENV)/.installed
+SAMPLE := src/informer_codec/data/sample.png
+OUT := out
+KODAK ?= ../shared/data/kodak
+
+.PHONY: setup demo test lint bench train-mbt2018 train-informer clean
+
+setup: $(STAMP)
+
+# torch first, pinned: on this machine 2.14.1 and torchvision 0.29.1 install from local disk.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(OUT)
+	@for model in informer mbt2018; do \
+	  $(INFORMER) encode $(SAMPLE) $(OUT)/sample-$$model.inf --model $$model -q 75 && \
+	  $(INFORMER) decode $(OUT)/sample-$$model.inf $(OUT)/sample-$$model.png && \
+	  $(PY) -m informer_codec.bench.compare $(SAMPLE) $(OUT)/sample-$$model.png $(OUT)/sample-$$model.inf \
+	  || exit 1; \
+	done
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(INFORMER) bench $(KODAK) --out $(OUT)/bench
+
+# Resumable CPU training runs (see docs/training.md); they log to runs/<model>/train.log.
+train-mbt2018: $(STAMP)
+	$(INFORMER) train --dataset ../shared/data/train --model mbt2018 --out runs/mbt2018 --resume \
+	  --init-from weights/mbt2018.pt --patch 128 --batch 8 --lr 1e-4 --steps 100000
+
+train-informer: $(STAMP)
+	$(INFORMER) train --dataset ../shared/data/train --model informer --out runs/informer --resume \
+	  --init-from weights/informer.pt --patch 128 --batch 8 --lr 1e-4 --steps 100000
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,3 @@
+from informer_codec.cli import main
+
+main()

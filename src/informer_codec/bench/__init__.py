@@ -1,0 +1,1 @@
+"""Benchmarks and metrics; imported only by `informer bench` and `make demo`."""

@@ -1,0 +1,221 @@
+"""The ``informer`` command line. Thin: it parses flags, calls the API, prints.
+
+Exit status: 0 success; 1 bad input, a corrupt file or a failed decode;
+2 usage error (bad flags or arguments).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from informer_codec import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="informer")
+def main() -> None:
+    """informer: a learned image codec (Informer, mbt2018).
+
+    \b
+    Exit status: 0 ok, 1 bad input or failed decode, 2 usage error.
+    """
+
+
+@main.command()
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of training photos (searched recursively).")
+@click.option("--model", type=click.Choice(["informer", "mbt2018"]), default="informer", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Checkpoint folder (checkpoint.pt, train.log).")
+@click.option("--steps", type=int, default=100_000, show_default=True, help="Total steps of the schedule.")
+@click.option("--patch", type=int, default=256, show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt if it exists.")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start from a weights file (the shipped ones, or mbt2018's for Informer).")
+@click.option("--n", "n", type=int, default=128, show_default=True, help="Transform width N.")
+@click.option("--m", "m", type=int, default=192, show_default=True, help="Latent channels M.")
+@click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
+@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
+@click.option("--validate-every", type=int, default=500, show_default=True)
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the hardware has it).")
+def train(**options) -> None:
+    """Train a model on a folder of photos (resumable; also runs under torchrun)."""
+    from informer_codec.train.loop import TrainSettings
+    from informer_codec.train.loop import train as run_training
+
+    run_training(TrainSettings(**options))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ship", is_flag=True, help="Record the digest as the shipped weights of this model.")
+def export(checkpoint: Path, weights: Path, ship: bool) -> None:
+    """Freeze a training checkpoint into a compact weights file."""
+    from informer_codec.train.loop import export as run_export
+
+    digest = run_export(checkpoint, weights, record=ship)
+    click.echo(f"{weights}: sha256 {digest.hex()}", err=True)
+
+
+def _device_option(f):
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                        help="Where the transforms run; entropy parameters are always exact on the CPU.")(f)
+
+
+def _common_options(f):
+    f = click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
+                     help="Write every INPUT into this folder (then all arguments are inputs).")(f)
+    f = click.option("--quiet", is_flag=True, help="No summary lines on stderr.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")(f)
+    f = click.option("--max-pixels", type=int, default=268_435_456, show_default=True,
+                     help="Refuse images with more pixels (0: no limit).")(f)
+    return _device_option(f)
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise click.UsageError("--device cuda: no CUDA device is available")
+
+
+class _Run:
+    """Processes each (input, output) pair, reports it, and remembers failures."""
+
+    def __init__(self, quiet: bool, as_json: bool, pairs: list[tuple[str, str]]):
+        import sys
+
+        if as_json and any(out == "-" for _, out in pairs):
+            raise click.UsageError("--json cannot be combined with output to stdout ('-')")
+        for _, out in pairs:
+            if out == "-" and sys.stdout.isatty():
+                raise click.UsageError("refusing to write binary data to a terminal; redirect stdout")
+        self.quiet, self.as_json, self.pairs, self.failed = quiet, as_json, pairs, 0
+
+    def each(self, work) -> None:
+        from informer_codec.cli_io import same_file
+        from informer_codec.errors import InformerError
+
+        for source, target in self.pairs:
+            try:
+                if same_file(source, target):
+                    raise InformerError("output would overwrite the input")
+                self.report(source, target, work(source, target))
+            except InformerError as exc:
+                self.failed += 1
+                click.echo(f"informer: {source}: {exc}", err=True)
+        if self.failed:
+            raise SystemExit(1)
+
+    def report(self, source: str, target: str, fields: dict) -> None:
+        import json
+
+        for notice in fields.pop("notices", []):
+            if not self.quiet:
+                click.echo(f"informer: note: {source}: {notice}", err=True)
+        if self.as_json:
+            click.echo(json.dumps({"input": source, "output": target} | fields))
+        elif not self.quiet:
+            click.echo(
+                f"{source} -> {target}: {fields['width']}x{fields['height']}, {fields['bytes']} bytes, "
+                f"{fields['bpp']:.4f} bpp, {fields['seconds']:.2f} s",
+                err=True,
+            )
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")
+@click.option("-q", "--quality", type=click.FloatRange(0, 100), default=75.0, show_default=True,
+              help="Any value in 0-100; higher is better quality and more bytes.")
+@click.option("--model", type=click.Choice(["informer", "mbt2018"]), default="informer", show_default=True)
+@_common_options
+def encode(paths, quality, model, out_dir, quiet, as_json, max_pixels, device) -> None:
+    """Compress images: `informer encode IN OUT` or `informer encode IN... -o DIR`.
+
+    \b
+    '-' reads stdin / writes stdout. Inputs are anything Pillow reads.
+    Grayscale and palette images become RGB, 16-bit images become 8-bit and
+    an opaque alpha channel is dropped, each with a note on stderr; images
+    with real transparency are refused. Output is written atomically.
+    """
+    from informer_codec.cli_io import plan_outputs, read_input, write_output
+
+    _check_device(device)
+    run = _Run(quiet, as_json, plan_outputs(paths, out_dir, ".inf"))
+
+    def work(source: str, target: str) -> dict:
+        from informer_codec import codec, images
+
+        image = images.load(read_input(source), max_pixels)
+        result = codec.encode(image.pixels, model=model, quality=quality, device=device)
+        write_output(target, result.data)
+        pixels = result.width * result.height
+        return {"width": result.width, "height": result.height, "bytes": len(result.data),
+                "bpp": len(result.data) * 8 / pixels, "seconds": result.seconds,
+                "model": model, "quality": quality, "notices": image.notices}
+
+    run.each(work)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")
+@_common_options
+def decode(paths, out_dir, quiet, as_json, max_pixels, device) -> None:
+    """Decompress .inf files: `informer decode IN OUT` or `informer decode IN... -o DIR`.
+
+    The output format follows OUTPUT's extension (.png, .tif, .bmp, .ppm, .jpg,
+    ... anything Pillow writes); '-' writes PNG to stdout; -o DIR writes PNG.
+    """
+    from informer_codec.cli_io import plan_outputs, read_input, write_output
+
+    _check_device(device)
+    run = _Run(quiet, as_json, plan_outputs(paths, out_dir, ".png"))
+
+    def work(source: str, target: str) -> dict:
+        from informer_codec import codec, container, images
+
+        fmt = images.output_format(target)
+        data = read_input(source)
+        result = codec.decode(data, device=device, limits=container.Limits(max_pixels=max_pixels))
+        write_output(target, images.encode_image(result.pixels, fmt))
+        h = result.header
+        return {"width": h.width, "height": h.height, "bytes": len(data),
+                "bpp": len(data) * 8 / (h.width * h.height), "seconds": result.seconds,
+                "model": h.model, "quality": h.quality}
+
+    run.each(work)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="FILE...")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout, one object per file.")
+def info(paths, as_json) -> None:
+    """Describe .inf files: model, quality, size, bytes per chunk, bpp (no decoding)."""
+    import json
+
+    from informer_codec.cli_io import read_input
+    from informer_codec.codec import describe
+    from informer_codec.errors import InformerError
+
+    failed = 0
+    for path in paths:
+        try:
+            d = describe(read_input(path))
+        except InformerError as exc:
+            failed += 1
+            click.echo(f"informer: {path}: {exc}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": path} | d))
+            continue
+        chunks = ", ".join(f"{k} {v}" for k, v in d["chunks"].items())
+        click.echo(f"{path}: {d['model']} q{d['quality']:g}, {d['width']}x{d['height']}, "
+                   f"{d['bytes']} bytes, {d['bpp']:.4f} bpp; chunks: {chunks}")
+    if failed:
+        raise SystemExit(1)

@@ -1,0 +1,269 @@
+"""The protocol both models share: ``forward`` for training, ``compress``/``decompress`` for coding.
+
+Coding rules that hold for both models:
+
+* y_hat = round(y) (after the quality gain), so the encoder knows every
+  context value up front and computes all entropy parameters in one pass; the
+  decoder visits the latent in wavefronts of positions with equal
+  ``col + 3*row``, which never depend on each other under the 5x5 causal mask.
+* Everything that decides a distribution runs on the exact integer grid
+  (:mod:`.exact`) on the CPU, so the encoder's and the decoder's parameters are
+  identical by construction, whatever the device, kernel or thread count.
+* The analysis and synthesis transforms stay floating point and may run on a GPU;
+  they only move pixels, they cannot desynchronise the decoder.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from informer_codec.models import exact
+from informer_codec.models._compressai import GaussianConditional
+from informer_codec.models.blocks import (
+    ContextModel,
+    EntropyParameters,
+    GainUnits,
+    analysis_transform,
+    exact_mlp,
+    gather_context,
+    synthesis_transform,
+)
+from informer_codec.models.tables import FactorizedTables
+
+SCALE_MIN = 0.11
+SCALE_MAX = 128.0
+ENCODE_CHUNK = 4096  # latent positions per batched context pass (bounds encoder memory)
+
+DEFAULT_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932]
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; stored inside every weights file."""
+
+    name: str
+    n: int = 128
+    m: int = 192
+    lambdas: list[float] = field(default_factory=lambda: list(DEFAULT_LAMBDAS))
+    tokens: int = 8
+
+
+@dataclass
+class CompressedLatents:
+    """What a model's ``compress`` produces and its ``decompress`` consumes."""
+
+    side: bytes
+    latent: bytes
+    latent_shape: tuple[int, int]
+    checksum: int
+    y_hat: Tensor | None = None  # the encoder's quantised latent (M, h, w), not stored in files
+
+
+@dataclass
+class ExactSide:
+    """Decoded side information, as the exact parameter path needs it."""
+
+    psi: Tensor  # (h*w, 2M) hyperprior features per latent position, on the grid
+    context: dict = field(default_factory=dict)  # model-specific extras (global tokens)
+    symbols: list[np.ndarray] = field(default_factory=list)  # for the checksum
+
+
+def wavefronts(h: int, w: int) -> list[tuple[Tensor, Tensor]]:
+    """Latent positions grouped by ``col + 3*row``: each group depends only on earlier ones."""
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    step = cols + 3 * rows
+    order = np.lexsort((rows, step))
+    bounds = np.flatnonzero(np.diff(step[order])) + 1
+    return [
+        (torch.from_numpy(rows[g]), torch.from_numpy(cols[g]))
+        for g in np.split(order, bounds)
+    ]
+
+
+def latent_checksum(y_hat: Tensor, side_symbols: list[np.ndarray]) -> int:
+    """CRC-32 of every coded symbol: a desync from any cause shows up here."""
+    crc = zlib.crc32(y_hat.to(torch.int32).numpy().tobytes())
+    for symbols in side_symbols:
+        crc = zlib.crc32(np.ascontiguousarray(symbols, dtype=np.int32).tobytes(), crc)
+    return crc
+
+
+class LatentCodecModel(nn.Module):
+    """Base of mbt2018 and Informer: transforms, gains, context, parameters, coding loops.
+
+    Subclasses supply the hyperprior: ``_side_forward`` for training,
+    ``_encode_side``/``_decode_side`` for coding and ``_exact_context`` for the
+    part of the context path that depends on side information.
+    """
+
+    downsample = 16
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        n, m = config.n, config.m
+        self.g_a = analysis_transform(n, m)
+        self.g_s = synthesis_transform(n, m)
+        self.gain = GainUnits(len(config.lambdas), m)
+        self.context = ContextModel(m)
+        self.entropy_parameters = EntropyParameters(m)
+        self.gaussian = GaussianConditional(None, scale_bound=SCALE_MIN)
+        self.tables = nn.ModuleDict()
+        self._exact_cache: dict | None = None
+
+    # ----- training -------------------------------------------------------------
+    def forward(self, x: Tensor, quality: Tensor) -> dict:
+        """Reconstruction and likelihoods of every latent, with noise in training."""
+        y = self.gain.scale(self.g_a(x), quality)
+        psi, extra, likelihoods = self._side_forward(y)
+        mode = "noise" if self.training else "dequantize"
+        y_tilde = self.gaussian.quantize(y.float(), mode)
+        phi = self._context_forward(self.context(y_tilde.to(y.dtype)), extra)
+        params = self.entropy_parameters(torch.cat([psi, phi.to(psi.dtype)], dim=1))
+        scales, means = params.float().chunk(2, dim=1)
+        with torch.autocast(x.device.type, enabled=False):
+            _, likelihoods["y"] = self.gaussian(y.float(), scales, means)
+        x_hat = self.g_s(self.gain.unscale(y_tilde.to(y.dtype), quality))
+        return {"x_hat": x_hat, "likelihoods": likelihoods}
+
+    def aux_loss(self) -> Tensor:
+        """Loss of the entropy bottlenecks' quantile estimates (their own optimiser)."""
+        return sum(m.loss() for m in self.modules() if hasattr(m, "quantiles"))
+
+    def _side_forward(self, y: Tensor) -> tuple[Tensor, dict, dict]:
+        raise NotImplementedError
+
+    def _context_forward(self, phi: Tensor, extra: dict) -> Tensor:
+        return phi
+
+    # ----- export ---------------------------------------------------------------
+    def freeze(self) -> None:
+        """Prepare for coding: fp16-exact weights, masked context taps, CDF and lookup tables.
+
+        After this, a model in memory and the same model saved and loaded again
+        code identically, because both hold exactly the values of the file.
+        """
+        self.eval()
+        with torch.no_grad():
+            conv = self.context.conv
+            conv.weight.mul_(conv.mask)
+            for p in self.parameters():
+                p.copy_(p.half().float())
+            for name, bottleneck in self._bottlenecks().items():
+                self.tables[name] = FactorizedTables.from_bottleneck(bottleneck)
+            self._build_lookup_tables()
+        self._exact_cache = None
+
+    def _bottlenecks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def _build_lookup_tables(self) -> None:
+        pass
+
+    def _exact(self) -> dict:
+        if self._exact_cache is None:
+            self._exact_cache = self._exact_weights()
+        return self._exact_cache
+
+    def _exact_weights(self) -> dict:
+        return {
+            "context": self.context.exact_weights(),
+            "parameters": self.entropy_parameters.exact_weights(),
+        }
+
+    # ----- coding ---------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> CompressedLatents:
+        """Code one padded image (1, 3, H, W) in [0, 1] at a quality in [0, 100]."""
+        from informer_codec import coder
+
+        q = torch.tensor([quality], dtype=torch.float32, device=x.device)
+        y = self.gain.scale(self.g_a(x), q)
+        y_hat = torch.clamp(torch.round(y[0].double().cpu()), -exact.ACT_LIMIT, exact.ACT_LIMIT)
+        side_encoder = coder.StreamEncoder()
+        side = self._encode_side(y, y_hat, side_encoder)
+        mu, sigma = self._encoder_parameters(y_hat, side)
+        latent_encoder = coder.StreamEncoder()
+        h, w = y_hat.shape[1:]
+        values = y_hat.reshape(y_hat.shape[0], -1).T  # (h*w, M)
+        for rows, cols in wavefronts(h, w):
+            idx = rows * w + cols
+            latent_encoder.encode_gaussian(
+                values[idx].numpy().ravel(), mu[idx].numpy().ravel(), sigma[idx].numpy().ravel()
+            )
+        return CompressedLatents(
+            side=side_encoder.finish(),
+            latent=latent_encoder.finish(),
+            latent_shape=(h, w),
+            checksum=latent_checksum(y_hat, side.symbols),
+            y_hat=y_hat,
+        )
+
+    def _encoder_parameters(self, y_hat: Tensor, side: ExactSide) -> tuple[Tensor, Tensor]:
+        """(mu, sigma) for every position at once, exactly as the decoder will compute them."""
+        h, w = y_hat.shape[1:]
+        padded = F.pad(y_hat, (2, 2, 2, 0))
+        rows, cols = (t.ravel() for t in torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
+        mus, sigmas = [], []
+        for start in range(0, h * w, ENCODE_CHUNK):
+            part = slice(start, start + ENCODE_CHUNK)
+            mu, sigma = self._parameters_at(padded, rows[part], cols[part], side)
+            mus.append(mu)
+            sigmas.append(sigma)
+        return torch.cat(mus), torch.cat(sigmas)
+
+    def _parameters_at(
+        self, padded: Tensor, rows: Tensor, cols: Tensor, side: ExactSide
+    ) -> tuple[Tensor, Tensor]:
+        """Exact (mu, sigma), each (n, M), at the given positions of the padded y_hat."""
+        weights = self._exact()
+        phi = exact.linear(gather_context(padded, rows, cols), *weights["context"])
+        phi = self._exact_context(phi, side)
+        psi = side.psi[rows * (padded.shape[2] - 4) + cols]
+        params = exact_mlp(torch.cat([psi, phi], dim=1), weights["parameters"])
+        scales, means = params.chunk(2, dim=1)
+        return means, torch.clamp(scales, SCALE_MIN, SCALE_MAX)
+
+    def _exact_context(self, phi: Tensor, side: ExactSide) -> Tensor:
+        return phi
+
+    @torch.no_grad()
+    def decompress(self, latents: CompressedLatents, quality: float, device: str = "cpu") -> Tensor:
+        """Decode to a padded image (1, 3, H, W) in [0, 1]; raises on a checksum mismatch."""
+        from informer_codec import coder
+        from informer_codec.errors import CorruptStreamError
+
+        h, w = latents.latent_shape
+        side = self._decode_side(coder.StreamDecoder(latents.side), (h, w))
+        decoder = coder.StreamDecoder(latents.latent)
+        m = self.config.m
+        padded = torch.zeros(m, h + 2, w + 4, dtype=torch.float64)
+        for rows, cols in wavefronts(h, w):
+            mu, sigma = self._parameters_at(padded, rows, cols, side)
+            values = decoder.decode_gaussian(mu.numpy().ravel(), sigma.numpy().ravel())
+            values = torch.from_numpy(values).double().reshape(len(rows), m)
+            padded[:, rows + 2, cols + 2] = torch.clamp(values, -exact.ACT_LIMIT, exact.ACT_LIMIT).T
+        y_hat = padded[:, 2:, 2:-2]
+        if latent_checksum(y_hat, side.symbols) != latents.checksum:
+            raise CorruptStreamError("decoded latents fail their checksum (corrupt or mismatched file)")
+        return self.synthesize(y_hat, quality, device)
+
+    @torch.no_grad()
+    def synthesize(self, y_hat: Tensor, quality: float, device: str = "cpu") -> Tensor:
+        """Image (1, 3, H, W) in [0, 1] from a quantised latent (M, h, w)."""
+        q = torch.tensor([quality], dtype=torch.float32, device=device)
+        y = y_hat[None].float().to(device)
+        return self.g_s(self.gain.unscale(y, q)).clamp_(0, 1)
+
+    def _encode_side(self, y: Tensor, y_hat: Tensor, encoder) -> ExactSide:
+        raise NotImplementedError
+
+    def _decode_side(self, decoder, latent_shape: tuple[int, int]) -> ExactSide:
+        raise NotImplementedError

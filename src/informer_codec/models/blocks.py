@@ -1,0 +1,223 @@
+"""Pieces shared by both models: transforms, gain units, context, parameter network, attention.
+
+Each trainable block has a float ``forward`` for training and, where it sits on
+the entropy-parameter path, an ``exact`` twin that evaluates the same function
+on the integer grid of :mod:`informer_codec.models.exact` from the block's own
+parameters (see that module for why).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from informer_codec.models import exact
+from informer_codec.models._compressai import GDN, MaskedConv2d
+
+# Causal taps of the 5x5 type-A mask: two full rows above, two columns to the left.
+CONTEXT_TAPS = [(dh, dw) for dh in (-2, -1) for dw in range(-2, 3)] + [(0, -2), (0, -1)]
+
+
+def analysis_transform(n: int, m: int) -> nn.Sequential:
+    """g_a: four 5x5 stride-2 convs with GDN, x (3 ch) -> y (m ch) at 1/16 resolution."""
+    return nn.Sequential(
+        nn.Conv2d(3, n, 5, 2, 2), GDN(n),
+        nn.Conv2d(n, n, 5, 2, 2), GDN(n),
+        nn.Conv2d(n, n, 5, 2, 2), GDN(n),
+        nn.Conv2d(n, m, 5, 2, 2),
+    )  # fmt: skip
+
+
+def synthesis_transform(n: int, m: int) -> nn.Sequential:
+    """g_s: the mirror of g_a with transposed convs and inverse GDN."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(m, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True),
+        nn.ConvTranspose2d(n, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True),
+        nn.ConvTranspose2d(n, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True),
+        nn.ConvTranspose2d(n, 3, 5, 2, 2, output_padding=1),
+    )  # fmt: skip
+
+
+class GainUnits(nn.Module):
+    """Continuous quality by per-channel gains (Cui et al., CVPR 2021).
+
+    ``levels`` gain vectors scale y before quantisation and ``levels`` inverse
+    vectors undo it before synthesis. A quality in [0, 100] is a position along
+    the levels; between two levels the vectors interpolate geometrically, which
+    gives a smooth rate curve from one model.
+    """
+
+    def __init__(self, levels: int, channels: int):
+        super().__init__()
+        self.levels = levels
+        self.gain = nn.Parameter(torch.ones(levels, channels))
+        self.inverse_gain = nn.Parameter(torch.ones(levels, channels))
+
+    def position(self, quality: Tensor) -> tuple[Tensor, Tensor]:
+        """Lower level index and the fraction towards the next one, per sample."""
+        pos = torch.clamp(quality, 0.0, 100.0) / 100.0 * (self.levels - 1)
+        lower = torch.clamp(pos.floor().long(), 0, self.levels - 2)
+        return lower, (pos - lower).unsqueeze(1)
+
+    def _interpolate(self, table: Tensor, quality: Tensor) -> Tensor:
+        lower, frac = self.position(quality)
+        log_table = torch.log(table.abs() + 1e-6)
+        mixed = log_table[lower] * (1 - frac) + log_table[lower + 1] * frac
+        return torch.exp(mixed)[:, :, None, None]
+
+    def scale(self, y: Tensor, quality: Tensor) -> Tensor:
+        return y * self._interpolate(self.gain, quality).to(y.dtype)
+
+    def unscale(self, y_hat: Tensor, quality: Tensor) -> Tensor:
+        return y_hat * self._interpolate(self.inverse_gain, quality).to(y_hat.dtype)
+
+
+def interpolate_lambda(lambdas: list[float], quality: Tensor) -> Tensor:
+    """Rate-distortion weight for each quality, geometric between the trained levels."""
+    logs = torch.log(torch.tensor(lambdas, dtype=torch.float32, device=quality.device))
+    pos = torch.clamp(quality, 0.0, 100.0) / 100.0 * (len(lambdas) - 1)
+    lower = torch.clamp(pos.floor().long(), 0, len(lambdas) - 2)
+    frac = pos - lower
+    return torch.exp(logs[lower] * (1 - frac) + logs[lower + 1] * frac)
+
+
+class ContextModel(nn.Module):
+    """5x5 type-A masked conv over y_hat, M -> 2M (the autoregressive context)."""
+
+    def __init__(self, m: int):
+        super().__init__()
+        self.conv = MaskedConv2d(m, 2 * m, kernel_size=5, padding=2, stride=1)
+
+    def forward(self, y_hat: Tensor) -> Tensor:
+        return self.conv(y_hat)
+
+    def exact_weights(self) -> tuple[Tensor, Tensor]:
+        """(2M, M*12) weight over the causal taps, in the order of :func:`gather_context`."""
+        taps = [self.conv.weight[:, :, 2 + dh, 2 + dw] for dh, dw in CONTEXT_TAPS]
+        w = exact.weight(torch.stack(taps, dim=2).flatten(1))
+        b = exact.weight(self.conv.bias)
+        exact.check_exact(w, b)
+        return w, b
+
+
+def gather_context(y_padded: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Causal neighbourhoods of positions (rows, cols) from y_hat padded by 2 (top, left, right).
+
+    Returns (n, M*12), channel-major, matching :meth:`ContextModel.exact_weights`.
+    """
+    dh = torch.tensor([t[0] for t in CONTEXT_TAPS])
+    dw = torch.tensor([t[1] for t in CONTEXT_TAPS])
+    r = rows[:, None] + dh[None, :] + 2
+    c = cols[:, None] + dw[None, :] + 2
+    patches = y_padded[:, r, c]  # (M, n, 12)
+    return patches.permute(1, 0, 2).reshape(len(rows), -1)
+
+
+class EntropyParameters(nn.Module):
+    """1x1 conv stack 4M -> 10M/3 -> 8M/3 -> 2M; output is (scales, means)."""
+
+    def __init__(self, m: int):
+        super().__init__()
+        widths = [4 * m, 10 * m // 3, 8 * m // 3, 2 * m]
+        self.layers = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    def forward(self, features: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            features = layer(features)
+            if i < len(self.layers) - 1:
+                features = F.leaky_relu(features)
+        return features
+
+    def exact_weights(self) -> list[tuple[Tensor, Tensor]]:
+        return [exact_linear_weights(layer) for layer in self.layers]
+
+
+def exact_linear_weights(layer: nn.Module) -> tuple[Tensor, Tensor]:
+    """Grid weights (out, in) and bias of a Linear or 1x1 Conv2d."""
+    w = exact.weight(layer.weight.reshape(layer.weight.shape[0], -1))
+    b = exact.weight(layer.bias)
+    exact.check_exact(w, b)
+    return w, b
+
+
+def exact_mlp(x: Tensor, weights: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """Linear layers with LeakyReLU between them, on the grid."""
+    for i, (w, b) in enumerate(weights):
+        x = exact.linear(x, w, b)
+        if i < len(weights) - 1:
+            x = exact.leaky_relu(x)
+    return x
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm cross-attention transformer block (Informer's CABlock).
+
+    Queries attend to a small set of keys/values, then an MLP; both residual.
+    With 8 keys per query the cost is linear in the number of queries.
+    """
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+
+    def _split(self, t: Tensor) -> Tensor:
+        b, n, d = t.shape
+        return t.reshape(b, n, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(self, queries: Tensor, context: Tensor) -> Tensor:
+        """queries (B, Nq, D), context (B, Nk, D) -> (B, Nq, D)."""
+        kv = self.norm_kv(context)
+        q = self._split(self.q(self.norm_q(queries)))
+        k, v = self._split(self.k(kv)), self._split(self.v(kv))
+        attended = F.scaled_dot_product_attention(q, k, v)
+        attended = attended.transpose(1, 2).reshape(queries.shape)
+        x = queries + self.proj(attended)
+        return x + self.fc2(F.gelu(self.fc1(self.norm_mlp(x))))
+
+    def exact_keys_values(self, context: Tensor) -> dict[str, Tensor]:
+        """Exact keys and values for one image's context (Nk, D): computed once per image."""
+        kv = exact.layer_norm(context, *self._exact_norm(self.norm_kv))
+        return {
+            "k": exact.linear(kv, *exact_linear_weights(self.k)),
+            "v": exact.linear(kv, *exact_linear_weights(self.v)),
+        }
+
+    @staticmethod
+    def _exact_norm(norm: nn.LayerNorm) -> tuple[Tensor, Tensor]:
+        return exact.weight(norm.weight), exact.weight(norm.bias)
+
+    def exact_weights(self) -> dict[str, tuple[Tensor, Tensor]]:
+        names = ("q", "proj", "fc1", "fc2")
+        weights = {name: exact_linear_weights(getattr(self, name)) for name in names}
+        weights["norm_q"] = self._exact_norm(self.norm_q)
+        weights["norm_mlp"] = self._exact_norm(self.norm_mlp)
+        return weights
+
+    def exact_forward(
+        self, queries: Tensor, kv: dict[str, Tensor], w: dict, tables: dict[str, Tensor]
+    ) -> Tensor:
+        """The block on the grid: queries (n, D) against one image's keys/values (Nk, D)."""
+        n, d = queries.shape
+        head = d // self.heads
+        q = exact.linear(exact.layer_norm(queries, *w["norm_q"]), *w["q"])
+        q = q.reshape(n, self.heads, head).transpose(0, 1)  # (H, n, head)
+        k = kv["k"].reshape(-1, self.heads, head).transpose(0, 1)  # (H, Nk, head)
+        v = kv["v"].reshape(-1, self.heads, head).transpose(0, 1)
+        logits = exact.to_grid((q @ k.transpose(1, 2)) * (1.0 / math.sqrt(head)))
+        probs = exact.softmax(logits, tables["exp"])
+        attended = exact.to_grid(probs @ v).transpose(0, 1).reshape(n, d)
+        x = exact.to_grid(queries + exact.linear(attended, *w["proj"]))
+        hidden = exact.gelu(exact.linear(exact.layer_norm(x, *w["norm_mlp"]), *w["fc1"]), tables["cdf"])
+        return exact.to_grid(x + exact.linear(hidden, *w["fc2"]))

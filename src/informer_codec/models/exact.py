@@ -1,0 +1,105 @@
+"""Integer arithmetic carried in float64: the entropy-parameter path, exact on any machine.
+
+A decoder that computes a symbol's distribution one ulp differently from the
+encoder decodes garbage (CompressAI issues #279, #54, #320). Following Ballé et
+al., "Integer networks for data compression with latent-variable models" (ICLR
+2019), every value on the path that decides a distribution lives on a fixed
+binary grid:
+
+* weights are multiples of ``2**-WEIGHT_BITS``, activations of ``2**-ACT_BITS``;
+* a product of a weight and an activation is then a multiple of
+  ``2**-(WEIGHT_BITS + ACT_BITS)``, and while every partial sum stays below
+  ``2**53`` of those units, float64 adds them *exactly*, in any order, with any
+  kernel, thread count or device;
+* after each layer the result is rounded back to the activation grid;
+* elementwise IEEE operations (``*``, ``/``, ``sqrt``) are correctly rounded
+  everywhere, so they are safe; ``exp`` and ``erf`` are not, so softmax and GELU
+  use lookup tables that are computed once at export and shipped in the weights.
+
+Rounding is ``torch.round`` (half to even), itself exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+ACT_BITS = 10
+WEIGHT_BITS = 16
+PROB_BITS = 16
+ACT_LIMIT = float(2**14)
+EXACT_SUM_LIMIT = float(2 ** (53 - ACT_BITS - WEIGHT_BITS))
+LUT_RANGE = 16  # softmax logits below max-16 and GELU inputs beyond +-16 saturate
+LUT_SIZE = LUT_RANGE * 2**ACT_BITS + 1
+
+
+def to_grid(x: Tensor, bits: int = ACT_BITS, limit: float = ACT_LIMIT) -> Tensor:
+    """Round ``x`` to a multiple of ``2**-bits`` and clamp it to +-limit."""
+    scale = float(2**bits)
+    return torch.clamp(torch.round(x * scale) / scale, -limit, limit)
+
+
+def weight(param: Tensor) -> Tensor:
+    """A float parameter as an exact float64 grid weight (on the CPU)."""
+    return to_grid(param.detach().to("cpu", torch.float64), WEIGHT_BITS, 2.0**20)
+
+
+def check_exact(w: Tensor, b: Tensor | None) -> None:
+    """Refuse a layer whose partial sums could leave float64's exact range."""
+    worst = w.reshape(w.shape[0], -1).abs().sum(dim=1) * ACT_LIMIT
+    if b is not None:
+        worst = worst + b.abs()
+    if float(worst.max()) * 2 ** (ACT_BITS + WEIGHT_BITS) >= 2.0**53:
+        raise ValueError("layer weights too large for exact float64 arithmetic")
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``x @ w.T + b`` on the grid; exact for any summation order."""
+    out = x @ w.T
+    if b is not None:
+        out = out + b
+    return to_grid(out)
+
+
+def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
+    """LeakyReLU; one correctly rounded multiply, then back to the grid."""
+    return to_grid(torch.where(x < 0, x * slope, x))
+
+
+def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
+    """LayerNorm over the last dimension with every step exact or correctly rounded."""
+    count = x.shape[-1]
+    mean = x.sum(dim=-1, keepdim=True) / count
+    centred = to_grid(x - mean, limit=2.0**11)  # squares of 2048 channels stay exact
+    var = (centred * centred).sum(dim=-1, keepdim=True) / count
+    inv_std = to_grid(1.0 / torch.sqrt(var + eps), PROB_BITS, 2.0**20)
+    normed = to_grid(centred * inv_std)
+    return to_grid(normed * gamma + beta)
+
+
+def build_exp_table() -> Tensor:
+    """exp(-k / 2**ACT_BITS) for k = 0..LUT_SIZE-1, as integers in units of 2**-20."""
+    k = torch.arange(LUT_SIZE, dtype=torch.float64)
+    return torch.round(torch.exp(-k / 2**ACT_BITS) * 2**20)
+
+
+def build_cdf_table() -> Tensor:
+    """Phi(x) of the standard normal for x on the grid in [-16, 16], in units of 2**-PROB_BITS."""
+    x = torch.arange(-(LUT_SIZE - 1), LUT_SIZE, dtype=torch.float64) / 2**ACT_BITS
+    return torch.round(0.5 * torch.erfc(-x / math.sqrt(2.0)) * 2**PROB_BITS)
+
+
+def softmax(logits: Tensor, exp_table: Tensor) -> Tensor:
+    """Softmax over the last dimension through the shipped exp table."""
+    shifted = logits - logits.max(dim=-1, keepdim=True).values
+    index = torch.clamp(-shifted * 2**ACT_BITS, 0, LUT_SIZE - 1).long()
+    e = exp_table[index]
+    return to_grid(e / e.sum(dim=-1, keepdim=True), PROB_BITS)
+
+
+def gelu(x: Tensor, cdf_table: Tensor) -> Tensor:
+    """x * Phi(x) through the shipped normal-CDF table."""
+    index = torch.clamp(x * 2**ACT_BITS + (LUT_SIZE - 1), 0, 2 * (LUT_SIZE - 1)).long()
+    return to_grid(x * (cdf_table[index] / 2**PROB_BITS))

@@ -1,0 +1,1 @@
+"""Training and export. Imported only by ``informer train`` / ``informer export``."""

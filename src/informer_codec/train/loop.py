@@ -1,0 +1,260 @@
+"""The training loop: bf16 autocast on CPU, exact resume after kill -9, DDP under torchrun.
+
+Loss = lambda(q) * 255^2 * MSE + bpp, with a quality q drawn uniformly in
+[0, 100] per crop, so one model learns the whole rate range (gain units).
+Adam for the networks, a second Adam for the bottlenecks' quantiles, gradient
+clipping at 1, and a learning rate that warms up then decays on a cosine:
+a pure function of the step, so resuming needs no scheduler state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from informer_codec.models import LatentCodecModel, ModelConfig, build_model
+from informer_codec.models.blocks import interpolate_lambda
+from informer_codec.train.data import CropSampler, list_images, split, validation_crops
+
+CHECKPOINT = "checkpoint.pt"
+VALIDATION_QUALITIES = (0.0, 50.0, 100.0)
+
+
+@dataclass
+class TrainSettings:
+    dataset: Path
+    model: str
+    out: Path
+    steps: int = 100_000
+    patch: int = 256
+    batch: int = 8
+    lr: float = 1e-4
+    resume: bool = False
+    init_from: Path | None = None
+    n: int = 128
+    m: int = 192
+    warmup: int = 500
+    final_lr_fraction: float = 0.1
+    checkpoint_minutes: float = 5.0
+    validate_every: int = 500
+    log_every: int = 25
+    seed: int = 777
+    threads: int = 0
+    bf16: bool | None = None  # None: on where the hardware has it (CUDA, AMX or AVX512-BF16)
+
+
+def bf16_is_fast() -> bool:
+    """bf16 autocast pays off on GPUs and on CPUs with AMX/AVX512-BF16; elsewhere it is
+    emulated and measured here (AMD EPYC, AVX2 only) 10-60x slower than float32."""
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def learning_rate(s: TrainSettings, step: int) -> float:
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    progress = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
+    floor = s.final_lr_fraction
+    return s.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def rate_distortion(model: LatentCodecModel, x: torch.Tensor, quality: torch.Tensor, bf16: bool) -> dict:
+    """Per-batch loss, bpp and MSE; the loss terms are computed in float32."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(x, quality)
+    pixels = x.shape[2] * x.shape[3]
+    bits = sum(
+        (-torch.log2(lik.float())).flatten(1).sum(dim=1) for lik in out["likelihoods"].values()
+    )
+    bpp = bits / pixels
+    mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(dim=1)
+    lam = interpolate_lambda(model.config.lambdas, quality)
+    loss = (lam * 255**2 * mse + bpp).mean()
+    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+class Trainer:
+    """Owns the model, optimisers, data and checkpoints of one run."""
+
+    def __init__(self, s: TrainSettings):
+        if s.bf16 is None:
+            s.bf16 = bf16_is_fast()
+        self.s = s
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed:
+            dist.init_process_group("gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        torch.manual_seed(s.seed + self.rank)
+        train_paths, held_out = split(list_images(s.dataset))
+        self.sampler = CropSampler(train_paths, s.patch, seed=s.seed + self.rank)
+        self.validation = validation_crops(held_out, 256)
+        self.model = build_model(ModelConfig(name=s.model, n=s.n, m=s.m))
+        if s.init_from:
+            self._init_from(s.init_from)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        aux = [p for name, p in self.model.named_parameters() if name.endswith("quantiles")]
+        main = [p for name, p in self.model.named_parameters() if not name.endswith("quantiles")]
+        self.optimizer = torch.optim.Adam(main, lr=s.lr)
+        self.aux_optimizer = torch.optim.Adam(aux, lr=1e-3)
+        self.net = self.model
+        if self.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
+        self.step = 0
+        self.started = time.time()
+        self.hours_before = 0.0
+        s.out.mkdir(parents=True, exist_ok=True)
+        if s.resume and (s.out / CHECKPOINT).is_file():
+            self._load_checkpoint(s.out / CHECKPOINT)
+
+    def _init_from(self, path: Path) -> None:
+        """Start from a weights file: the same model, or mbt2018's shared parts for Informer."""
+        from informer_codec.weights import load_file
+
+        source = load_file(path).state_dict()
+        own = self.model.state_dict()
+        shared = {
+            k: v for k, v in source.items() if k in own and own[k].shape == v.shape and "tables" not in k
+        }
+        self.model.load_state_dict(shared, strict=False)
+        self.log(f"init from {path}: {len(shared)} of {len(own)} tensors")
+
+    def log(self, line: str) -> None:
+        if self.rank:
+            return
+        stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
+        with open(self.s.out / "train.log", "a") as f:
+            f.write(stamped + "\n")
+
+    # ----- checkpoints ---------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        if self.rank:
+            return
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict(),
+            "step": self.step,
+            "hours": self.hours_before + (time.time() - self.started) / 3600,
+            "config": asdict(self.model.config),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "data": self.sampler.generator.get_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+        tmp = self.s.out / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.s.out / CHECKPOINT)
+
+    def _load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        self.step = state["step"]
+        self.hours_before = state.get("hours", 0.0)
+        torch.set_rng_state(state["rng"]["torch"])
+        self.sampler.generator.set_state(state["rng"]["data"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self.log(f"resumed at step {self.step} ({self.hours_before:.2f} h trained before)")
+
+    # ----- loop -----------------------------------------------------------------------
+    def train_step(self) -> dict:
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.s, self.step)
+        x = self.sampler.batch(self.s.batch).contiguous(memory_format=torch.channels_last)
+        quality = torch.rand(x.shape[0]) * 100
+        self.net.train()
+        metrics = rate_distortion(self.net, x, quality, self.s.bf16)
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        aux = self.model.aux_loss()
+        aux.backward()
+        self.aux_optimizer.step()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in metrics.items()} | {"aux": float(aux.detach())}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """bpp (likelihood estimate) and PSNR on the held-out crops at three qualities."""
+        self.model.eval()
+        results = {}
+        for q in VALIDATION_QUALITIES:
+            quality = torch.full((len(self.validation),), q)
+            m = rate_distortion(self.model, self.validation, quality, self.s.bf16)
+            results[q] = (float(m["bpp"]), _psnr(float(m["mse"])), float(m["loss"]))
+        return results
+
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        s = self.s
+        self.log(f"start step {self.step}/{s.steps} settings {asdict(s)}")
+        last_save = time.time()
+        window_start, window_steps = time.time(), 0
+        bar = tqdm(total=s.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True)
+        while self.step < s.steps:
+            m = self.train_step()
+            window_steps += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{m['loss']:.3f}", bpp=f"{m['bpp']:.3f}")
+            if self.step % s.log_every == 0:
+                rate = window_steps / (time.time() - window_start)
+                self.log(
+                    f"step {self.step} loss {m['loss']:.4f} bpp {m['bpp']:.4f} "
+                    f"psnr {_psnr(m['mse']):.2f} aux {m['aux']:.1f} "
+                    f"lr {learning_rate(s, self.step):.2e} steps/s {rate:.3f}"
+                )
+                window_start, window_steps = time.time(), 0
+            if self.step % s.validate_every == 0 or self.step == s.steps:
+                self.log_validation()
+            if time.time() - last_save > s.checkpoint_minutes * 60 or self.step == s.steps:
+                self._save_checkpoint()
+                last_save = time.time()
+        bar.close()
+
+    def log_validation(self) -> None:
+        v = self.validate()
+        parts = [f"q{q:.0f} bpp {b:.4f} psnr {p:.2f} loss {lo:.4f}" for q, (b, p, lo) in v.items()]
+        self.log(f"val step {self.step} " + " | ".join(parts))
+
+
+def train(settings: TrainSettings) -> None:
+    Trainer(settings).run()
+
+
+def export(checkpoint: Path, out: Path, record: bool = False) -> bytes:
+    """Write a frozen fp16 weights file from a training checkpoint; returns its sha256."""
+    from informer_codec.weights import record_shipped, save_file
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = build_model(ModelConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    digest = save_file(model, out)
+    if record:
+        record_shipped(model.config.name, digest)
+    return digest

@@ -1,0 +1,77 @@
+"""Both models: latents decode exactly and the decoded image equals the encoder's reconstruction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import random_image, tiny_model
+from informer_codec.codec import _pad
+from informer_codec.errors import CorruptStreamError
+
+
+@pytest.fixture(scope="module", params=["informer", "mbt2018"])
+def model(request):
+    return tiny_model(request.param)
+
+
+def _image_tensor(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    pixels = random_image(h, w, seed)
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (200, 131)])
+def test_decoded_image_equals_encoder_reconstruction(model, size):
+    x = _pad(_image_tensor(*size), model.downsample)
+    latents = model.compress(x, 60.0)
+    assert len(latents.latent) > 100, "latents should carry real information"
+    decoded = model.decompress(latents, 60.0)
+    assert torch.equal(decoded, model.synthesize(latents.y_hat, 60.0))
+
+
+def test_latents_round_trip_exactly_with_escapes(model):
+    """Outliers far beyond the coder's alphabets still decode exactly (escape codes)."""
+    x = _pad(_image_tensor(64, 64, seed=3), model.downsample)
+    with torch.no_grad():
+        model.g_a[-1].bias[0] += 5000.0  # channel 0 of y is huge everywhere
+    try:
+        latents = model.compress(x, 100.0)
+        assert latents.y_hat[0].abs().min() > 1000
+        model.decompress(latents, 100.0)  # raises on any symbol mismatch (checksum)
+    finally:
+        with torch.no_grad():
+            model.g_a[-1].bias[0] -= 5000.0
+
+
+def test_flipped_bit_in_latent_stream_is_detected(model):
+    x = _pad(_image_tensor(64, 64, seed=1), model.downsample)
+    latents = model.compress(x, 40.0)
+    damaged = bytearray(latents.latent)
+    damaged[len(damaged) // 3] ^= 0x10
+    latents.latent = bytes(damaged)
+    with pytest.raises(CorruptStreamError):
+        model.decompress(latents, 40.0)
+
+
+def test_quality_changes_rate_monotonically_in_gain_units(model):
+    """A higher quality means a larger gain: more bits (here from the gains, untrained)."""
+    with torch.no_grad():
+        model.gain.gain.copy_(torch.linspace(0.5, 2.0, model.gain.levels)[:, None])
+    x = _pad(_image_tensor(64, 64, seed=2), model.downsample)
+    low, high = model.compress(x, 0.0), model.compress(x, 100.0)
+    with torch.no_grad():
+        model.gain.gain.fill_(1.0)
+    assert len(high.latent) > len(low.latent)
+
+
+def test_training_forward_gives_likelihoods_for_every_latent(model):
+    model.train()
+    try:
+        out = model(_image_tensor(64, 64), torch.tensor([10.0]))
+    finally:
+        model.eval()
+    assert out["x_hat"].shape == (1, 3, 64, 64)
+    expected = {"y", "z"} if "z" in out["likelihoods"] else {"y", "z_l", "z_g"}
+    assert set(out["likelihoods"]) == expected
+    for likelihood in out["likelihoods"].values():
+        assert torch.all(likelihood > 0) and torch.all(likelihood <= 1)
