@@ -47,3 +47,9 @@ train-informer: $(STAMP)
 
 clean:
 	rm -rf $(OUT) .pytest_cache
+
+# Long fuzz run of the container parser and the decoder (tests/fuzz_harness.py); FUZZ_EXAMPLES cases in all.
+FUZZ_EXAMPLES ?= 10000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) OMP_NUM_THREADS=1 $(PY) -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics

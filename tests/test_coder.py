@@ -45,7 +45,7 @@ def test_stream_of_odd_length_is_a_corrupt_stream():
 def test_garbage_streams_never_escape_as_foreign_exceptions():
     rng = np.random.default_rng(1)
     means, scales = np.zeros(200), np.full(200, 3.0)
-    for trial in range(50):
+    for _ in range(50):
         data = rng.integers(0, 256, 4 * int(rng.integers(0, 20)), dtype=np.uint8).tobytes()
         try:
             decoder = coder.StreamDecoder(data)

@@ -98,3 +98,29 @@ def test_trailing_bytes_and_missing_chunks_are_errors():
     parsed = container.read(_file(chunks=[("SIDE", b"x")]), known=KNOWN)
     with pytest.raises(CorruptStreamError, match="LATY"):
         parsed.chunk("LATY")
+
+
+def test_metadata_chunks_are_kept_when_known_and_unknown_ancillary_skipped():
+    metadata = container.Metadata(icc_profile=b"icc", exif=b"MM\0*")
+    chunks = metadata.chunks() + [("xtra", b"12345"), ("SIDE", b"s"), ("LATY", b"l")]
+    data = _file(chunks=chunks)
+    parsed = container.read(data, known=KNOWN + ("iCCP", "eXIF"))
+    assert parsed.metadata() == metadata
+    assert [kind for kind, _ in parsed.chunks] == ["iCCP", "eXIF", "SIDE", "LATY"]
+    assert parsed.chunk_sizes()["xtra"] == 12 + 5 and sum(parsed.chunk_sizes().values()) + 10 == len(data)
+    assert container.read(data, known=KNOWN).metadata() == container.Metadata()
+
+
+def test_bad_quality_empty_model_name_and_non_empty_end_chunk_are_refused():
+    for quality in (float("nan"), float("inf"), -0.5, 100.01):
+        header = container.Header("informer", bytes(32), 50.0, 64, 48, checksum=0)
+        payload = bytearray(header.pack())
+        struct.pack_into(">f", payload, 1 + len("informer") + 32, quality)
+        with pytest.raises(CorruptStreamError, match="quality"):
+            container.Header.unpack(bytes(payload))
+    fixed = container.Header("x", bytes(32), 50.0, 64, 48, checksum=0).pack()[2:]
+    with pytest.raises(CorruptStreamError, match="empty"):  # found by the fuzzer: crashed `info`
+        container.Header.unpack(b"\0" + fixed)
+    data = _file()
+    with pytest.raises(CorruptStreamError, match="end chunk"):
+        container.read(data[:-12] + _frame(b"IEND", b"x"), known=KNOWN)

@@ -134,15 +134,17 @@ class _Run:
 @click.option("-q", "--quality", type=click.FloatRange(0, 100), default=75.0, show_default=True,
               help="Any value in 0-100; higher is better quality and more bytes.")
 @click.option("--model", type=click.Choice(["informer", "mbt2018"]), default="informer", show_default=True)
+@click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
 @_common_options
-def encode(paths, quality, model, out_dir, quiet, as_json, max_pixels, device) -> None:
+def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, device) -> None:
     """Compress images: `informer encode IN OUT` or `informer encode IN... -o DIR`.
 
     \b
     '-' reads stdin / writes stdout. Inputs are anything Pillow reads.
     Grayscale and palette images become RGB, 16-bit images become 8-bit and
     an opaque alpha channel is dropped, each with a note on stderr; images
-    with real transparency are refused. Output is written atomically.
+    with real transparency are refused. The ICC profile and EXIF are kept
+    unless --strip. Output is written atomically.
     """
     from informer_codec.cli_io import plan_outputs, read_input, write_output
 
@@ -153,7 +155,8 @@ def encode(paths, quality, model, out_dir, quiet, as_json, max_pixels, device) -
         from informer_codec import codec, images
 
         image = images.load(read_input(source), max_pixels)
-        result = codec.encode(image.pixels, model=model, quality=quality, device=device)
+        metadata = None if strip else image.metadata
+        result = codec.encode(image.pixels, model=model, quality=quality, device=device, metadata=metadata)
         write_output(target, result.data)
         pixels = result.width * result.height
         return {"width": result.width, "height": result.height, "bytes": len(result.data),
@@ -183,11 +186,12 @@ def decode(paths, out_dir, quiet, as_json, max_pixels, device) -> None:
         fmt = images.output_format(target)
         data = read_input(source)
         result = codec.decode(data, device=device, limits=container.Limits(max_pixels=max_pixels))
-        write_output(target, images.encode_image(result.pixels, fmt))
+        notices: list[str] = []
+        write_output(target, images.encode_image(result.pixels, fmt, result.metadata, notices))
         h = result.header
         return {"width": h.width, "height": h.height, "bytes": len(data),
                 "bpp": len(data) * 8 / (h.width * h.height), "seconds": result.seconds,
-                "model": h.model, "quality": h.quality}
+                "model": h.model, "quality": h.quality, "notices": notices}
 
     run.each(work)
 
@@ -219,3 +223,35 @@ def info(paths, as_json) -> None:
                    f"{d['bytes']} bytes, {d['bpp']:.4f} bpp; chunks: {chunks}")
     if failed:
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/bench"),
+              show_default=True, help="Folder for <codec>.json, bd_rate.md, rd.png, speed.md, summary.md.")
+@click.option("--models", default="informer,mbt2018", show_default=True,
+              help="Our models, comma-separated ('none': baselines only).")
+@click.option("--qualities", default="0,15,30,50,70,85,100", show_default=True,
+              help="Our quality sweep, comma-separated values in 0-100.")
+@click.option("--baselines", default="all", show_default=True,
+              help="Pillow codecs: jpeg-420,jpeg-444,webp,avif-420,avif-444,jpeg2000 ('none': skip).")
+@click.option("--anchor", default=None,
+              help="BD reference: a measured codec, a results JSON path, or a file stem in --anchors-dir "
+                   "[default: vtm if found, else the first measured codec].")
+@click.option("--anchors-dir", type=click.Path(path_type=Path), default=Path("../shared/anchors/kodak"),
+              show_default=True, help="CompressAI results files to plot beside ours (skipped if absent).")
+@click.option("--bd-method", type=click.Choice(["pchip", "akima", "cubic"]), default="pchip",
+              show_default=True, help="Interpolation of the Bjontegaard deltas.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Processes for the Pillow codecs.")
+@click.option("--limit", type=int, default=0, help="Use only the first N images (0: all).")
+@click.option("--speed/--no-speed", default=True, show_default=True,
+              help="Time our models against CompressAI's on the first image, and our peak decode memory.")
+def bench(directory, **options) -> None:
+    """Rate-distortion and speed benchmark of our models against Pillow's codecs and published anchors."""
+    from informer_codec.bench.run import parse_settings, run_bench
+
+    try:
+        settings = parse_settings(directory, **options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    run_bench(settings)

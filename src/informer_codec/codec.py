@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from informer_codec import container
+from informer_codec.container import METADATA_CHUNKS, Metadata
 from informer_codec.errors import UnsupportedError, WeightsError
 
 DEFAULT_MODEL = "informer"
 DEFAULT_QUALITY = 75.0
 CODED_CHUNKS = ("SIDE", "LATY")
+KNOWN_CHUNKS = CODED_CHUNKS + tuple(METADATA_CHUNKS.values())
 
 
 @dataclass
@@ -29,6 +31,7 @@ class DecodeResult:
     pixels: np.ndarray  # (H, W, 3) uint8
     header: container.Header
     seconds: float
+    metadata: Metadata = field(default_factory=Metadata)  # ICC profile and EXIF, as the file carries them
 
 
 def _as_float32(value: float) -> float:
@@ -56,8 +59,12 @@ def _load_model(name: str, device: str):
 
 
 def encode(pixels: np.ndarray, model: str = DEFAULT_MODEL, quality: float = DEFAULT_QUALITY,
-           device: str = "cpu") -> EncodeResult:
-    """Compress (H, W, 3) uint8 RGB pixels into container bytes."""
+           device: str = "cpu", metadata: Metadata | None = None) -> EncodeResult:
+    """Compress (H, W, 3) uint8 RGB pixels into container bytes.
+
+    ``metadata`` (ICC profile, EXIF) goes into ancillary chunks before the coded
+    data, as PNG puts iCCP before IDAT; the codec never interprets it.
+    """
     import torch
 
     start = time.perf_counter()
@@ -69,15 +76,18 @@ def encode(pixels: np.ndarray, model: str = DEFAULT_MODEL, quality: float = DEFA
     q = _as_float32(quality)
     latents = net.compress(_pad(x, net.downsample), q)
     header = container.Header(model, digest, q, width, height, latents.checksum)
-    data = container.write(container.Container(header, [("SIDE", latents.side), ("LATY", latents.latent)]))
+    chunks = (metadata or Metadata()).chunks() + [("SIDE", latents.side), ("LATY", latents.latent)]
+    data = container.write(container.Container(header, chunks))
     return EncodeResult(data, width, height, time.perf_counter() - start)
 
 
 def decode(data: bytes, device: str = "cpu", limits: container.Limits | None = None) -> DecodeResult:
     """Decompress container bytes to (H, W, 3) uint8 RGB pixels."""
     start = time.perf_counter()
-    parsed = container.read(data, limits, known=CODED_CHUNKS)  # all checks before torch loads
+    parsed = container.read(data, limits, known=KNOWN_CHUNKS)  # all checks before torch loads
     header = parsed.header
+    if header.colour != container.COLOUR_SRGB:
+        raise UnsupportedError(f"colour format {header.colour} needs a newer informer")
 
     from informer_codec.models import CompressedLatents
     net, digest = _load_model(header.model, device)
@@ -95,7 +105,8 @@ def decode(data: bytes, device: str = "cpu", limits: container.Limits | None = N
         checksum=header.checksum,
     )
     x_hat = net.decompress(latents, header.quality, device)
-    return DecodeResult(to_pixels(x_hat, header.width, header.height), header, time.perf_counter() - start)
+    pixels = to_pixels(x_hat, header.width, header.height)
+    return DecodeResult(pixels, header, time.perf_counter() - start, parsed.metadata())
 
 
 def to_pixels(x_hat, width: int, height: int) -> np.ndarray:
@@ -109,7 +120,7 @@ def to_pixels(x_hat, width: int, height: int) -> np.ndarray:
 
 def describe(data: bytes) -> dict:
     """What ``informer info`` prints: header fields and bytes per chunk, without torch."""
-    parsed = container.read(data, container.Limits(0, 0), known=CODED_CHUNKS)
+    parsed = container.read(data, container.Limits(0, 0), known=KNOWN_CHUNKS)
     h = parsed.header
     return {
         "model": h.model,

@@ -20,6 +20,7 @@ DEFAULT_MAX_DIMENSION = 32_768  # avifdec's default dimension limit
 COLOUR_SRGB = 0
 
 _HEAD_FIXED = struct.Struct(">32sfIIBI")  # digest, quality, width, height, colour, latent checksum
+METADATA_CHUNKS = {"icc_profile": "iCCP", "exif": "eXIF"}  # Metadata field -> ancillary chunk type
 
 
 @dataclass
@@ -46,11 +47,15 @@ class Header:
         if not payload or len(payload) != 1 + payload[0] + _HEAD_FIXED.size:
             raise CorruptStreamError("header chunk has the wrong size")
         name_length = payload[0]
+        if name_length == 0:  # pack() refuses it too, and `informer info` re-packs the header
+            raise CorruptStreamError("model name in the header is empty")
         try:
             model = payload[1 : 1 + name_length].decode("ascii")
         except UnicodeDecodeError:
             raise CorruptStreamError("model name in the header is not ASCII") from None
         digest, quality, width, height, colour, checksum = _HEAD_FIXED.unpack(payload[1 + name_length :])
+        if not 0.0 <= quality <= 100.0:  # also refuses NaN, which would decode to a black image
+            raise CorruptStreamError(f"quality {quality} in the header is outside 0-100")
         return cls(model, digest, quality, width, height, checksum, colour)
 
 
@@ -74,9 +79,29 @@ class Limits:
 
 
 @dataclass
+class Metadata:
+    """What ancillary chunks carry for the image file: ICC profile, EXIF (TIFF bytes, no prefix).
+
+    Kept as opaque bytes: the codec never interprets them, it only hands them back.
+    """
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    def chunks(self) -> list[tuple[str, bytes]]:
+        """The non-empty fields as (type, payload) chunks, in a fixed order."""
+        items = ((kind, getattr(self, name)) for name, kind in METADATA_CHUNKS.items())
+        return [(kind, payload) for kind, payload in items if payload]
+
+    def __bool__(self) -> bool:
+        return bool(self.icc_profile or self.exif)
+
+
+@dataclass
 class Container:
     header: Header
     chunks: list[tuple[str, bytes]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)  # unknown ancillary: type, payload size
 
     def chunk(self, kind: str) -> bytes:
         for name, payload in self.chunks:
@@ -84,11 +109,20 @@ class Container:
                 return payload
         raise CorruptStreamError(f"required chunk {kind} is missing")
 
+    def metadata(self) -> Metadata:
+        """The first of each metadata chunk present (a repeated ancillary chunk is not an error)."""
+        present = {}
+        for name, payload in self.chunks:
+            present.setdefault(name, payload)
+        return Metadata(**{name: present.get(kind) for name, kind in METADATA_CHUNKS.items()})
+
     def chunk_sizes(self) -> dict[str, int]:
         """Bytes per chunk including its 12 bytes of framing."""
         sizes = {"HEAD": 12 + len(self.header.pack())}
         for name, payload in self.chunks:
             sizes[name] = sizes.get(name, 0) + 12 + len(payload)
+        for name, length in self.skipped:
+            sizes[name] = sizes.get(name, 0) + 12 + length
         sizes["IEND"] = 12
         return sizes
 
@@ -129,6 +163,8 @@ def _chunks(data: bytes, start: int):
         yield tag.decode(), payload
         pos, count = end + 4, count + 1
         if tag == b"IEND":
+            if length:
+                raise CorruptStreamError("the end chunk is not empty")
             if pos != len(data):
                 raise CorruptStreamError("unexpected bytes after the end chunk")
             return
@@ -139,8 +175,10 @@ def _chunks(data: bytes, start: int):
 def read(data: bytes, limits: Limits | None = None, known: tuple[str, ...] = ()) -> Container:
     """Parse and validate a whole file: signature, version, chunk framing, CRCs, size limits.
 
-    ``known`` lists the critical chunk types the caller can interpret; any other
-    critical chunk is an error, unknown ancillary chunks are skipped.
+    ``known`` lists the chunk types the caller can interpret, critical or
+    ancillary; they are returned in file order. Any other critical chunk is an
+    error; other ancillary chunks are skipped (only their sizes are kept, for
+    ``informer info``).
     """
     if len(data) == 0:
         raise CorruptStreamError("file is empty")
@@ -155,7 +193,7 @@ def read(data: bytes, limits: Limits | None = None, known: tuple[str, ...] = ())
         raise CorruptStreamError("first chunk is not the header")
     header = Header.unpack(payload)
     (limits or Limits()).check(header.width, header.height)
-    body = []
+    parsed = Container(header)
     for kind, payload in chunks:
         if kind in ("HEAD",):
             raise CorruptStreamError("duplicate header chunk")
@@ -163,5 +201,8 @@ def read(data: bytes, limits: Limits | None = None, known: tuple[str, ...] = ())
             continue  # the generator then checks that nothing follows
         if _is_critical(kind) and kind not in known:
             raise UnsupportedError(f"file needs chunk type {kind}, which this informer does not know")
-        body.append((kind, payload))
-    return Container(header, body)
+        if kind in known:
+            parsed.chunks.append((kind, payload))
+        else:
+            parsed.skipped.append((kind, len(payload)))
+    return parsed

@@ -45,6 +45,7 @@ class TrainSettings:
     final_lr_fraction: float = 0.1
     checkpoint_minutes: float = 5.0
     validate_every: int = 500
+    validation_patch: int = 256
     log_every: int = 25
     seed: int = 777
     threads: int = 0
@@ -106,8 +107,10 @@ class Trainer:
         torch.manual_seed(s.seed + self.rank)
         train_paths, held_out = split(list_images(s.dataset))
         self.sampler = CropSampler(train_paths, s.patch, seed=s.seed + self.rank)
-        self.validation = validation_crops(held_out, 256)
+        self.validation = validation_crops(held_out, s.validation_patch)
         self.model = build_model(ModelConfig(name=s.model, n=s.n, m=s.m))
+        if s.patch % self.model.downsample or s.validation_patch % self.model.downsample:
+            raise ValueError(f"--patch must be a multiple of {self.model.downsample} for {s.model}")
         if s.init_from:
             self._init_from(s.init_from)
         self.model = self.model.to(memory_format=torch.channels_last)
