@@ -55,12 +55,13 @@ def test_flipped_bit_in_latent_stream_is_detected(model):
 
 def test_quality_changes_rate_monotonically_in_gain_units(model):
     """A higher quality means a larger gain: more bits (here from the gains, untrained)."""
+    original = model.gain.gain.detach().clone()
     with torch.no_grad():
         model.gain.gain.copy_(torch.linspace(0.5, 2.0, model.gain.levels)[:, None])
     x = _pad(_image_tensor(64, 64, seed=2), model.downsample)
     low, high = model.compress(x, 0.0), model.compress(x, 100.0)
     with torch.no_grad():
-        model.gain.gain.fill_(1.0)
+        model.gain.gain.copy_(original)
     assert len(high.latent) > len(low.latent)
 
 

@@ -101,3 +101,17 @@ def table(curves: list[Curve], anchor: Curve, method: str = "pchip") -> str:
             f"{_fmt(r['bd_rate_ms_ssim'], ' %')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def matrix(curves: list[Curve], references: list[Curve], method: str = "pchip") -> str:
+    """Markdown: BD-rate (PSNR-RGB) of each curve against each reference, one column per reference."""
+    lines = [
+        f"BD-rate (PSNR-RGB, {method}) of each row against each column; negative = fewer bits.",
+        "",
+        "| codec | " + " | ".join(ref.name for ref in references) + " |",
+        "|---|" + "---|" * len(references),
+    ]
+    for curve in curves:
+        cells = [_fmt(bd_rate(ref.bpp, ref.psnr, curve.bpp, curve.psnr, method), " %") for ref in references]
+        lines.append(f"| {curve.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

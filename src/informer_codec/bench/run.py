@@ -18,6 +18,9 @@ from informer_codec.bench.results import Curve
 DEFAULT_QUALITIES = "0,15,30,50,70,85,100"
 DEFAULT_MODELS = "informer,mbt2018"
 DEFAULT_ANCHOR = "vtm"
+# References of the "ours against each" BD-rate matrix, when measured or present as anchors.
+MATRIX_REFERENCES = ("avif-444", "avif-420", "webp", "jpeg-420", "jpeg-444", "jpeg2000", "vtm", "bpg")
+
 # Anchors drawn in the plot and listed in the BD table (when present in the anchors folder).
 PLOT_ANCHORS = ("vtm", "hm", "bpg_444_x265_ycbcr", "av1", "paper-mbt2018", "compressai-mbt2018_mse_cpu",
                 "compressai-bmshj2018-hyperprior_mse_cpu")
@@ -223,6 +226,10 @@ def run_bench(settings: BenchSettings) -> dict[str, Path]:
     anchors, anchor = _anchor_curves(settings, measured)
     everything = measured + anchors
     bd_markdown = bdrate.table(everything, anchor, settings.bd_method)
+    ours = [c for c in measured if c.name in settings.models]
+    references = [c for c in everything if c.name not in settings.models and c.name in MATRIX_REFERENCES]
+    if ours and references:
+        bd_markdown += "\n" + bdrate.matrix(ours, references, settings.bd_method)
     print(bd_markdown)
     written["bd_rate"] = out / "bd_rate.md"
     written["bd_rate"].write_text(bd_markdown)

@@ -111,7 +111,7 @@ class LatentCodecModel(nn.Module):
         n, m = config.n, config.m
         self.g_a = analysis_transform(n, m)
         self.g_s = synthesis_transform(n, m)
-        self.gain = GainUnits(len(config.lambdas), m)
+        self.gain = GainUnits(config.lambdas, m)
         self.context = ContextModel(m)
         self.entropy_parameters = EntropyParameters(m)
         self.gaussian = GaussianConditional(None, scale_bound=SCALE_MIN)

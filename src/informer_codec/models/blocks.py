@@ -48,13 +48,19 @@ class GainUnits(nn.Module):
     vectors undo it before synthesis. A quality in [0, 100] is a position along
     the levels; between two levels the vectors interpolate geometrically, which
     gives a smooth rate curve from one model.
+
+    Gains start at sqrt(lambda / lambda_mid): high-rate theory puts the best
+    quantiser step at 1/sqrt(lambda), so each quality begins at its own operating
+    point instead of all levels sharing one until training separates them.
     """
 
-    def __init__(self, levels: int, channels: int):
+    def __init__(self, lambdas: list[float], channels: int):
         super().__init__()
-        self.levels = levels
-        self.gain = nn.Parameter(torch.ones(levels, channels))
-        self.inverse_gain = nn.Parameter(torch.ones(levels, channels))
+        self.levels = len(lambdas)
+        lam = torch.tensor(lambdas, dtype=torch.float32)
+        start = torch.sqrt(lam / lam[len(lambdas) // 2])[:, None].expand(-1, channels)
+        self.gain = nn.Parameter(start.clone())
+        self.inverse_gain = nn.Parameter(1 / start)
 
     def position(self, quality: Tensor) -> tuple[Tensor, Tensor]:
         """Lower level index and the fraction towards the next one, per sample."""
