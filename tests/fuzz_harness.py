@@ -196,20 +196,22 @@ SIZES = st.one_of(
     st.sampled_from([1024, 2048, 4096, 32_767, 32_768, 32_769, 1 << 20, 2**31, 2**32 - 1]),
     U32,
 )
+TILE_SIZES = st.one_of(st.sampled_from([0, 64, 128, 1024, 32_768, 32_832, 100]), U32)
 
 
 @st.composite
 def header_fields(draw, files: list[bytes]) -> bytes:
     """HEAD fields changed (each with some probability), re-packed raw and re-framed with a valid CRC.
 
-    Sizes under the limit but inconsistent with the coded latent, NaN and
+    Sizes under the limit but inconsistent with the coded latent, tile sizes that
+    split the image into another number of tiles (or are invalid), NaN and
     out-of-range qualities, unknown colours and models, and name lengths that
     disagree with the payload all reach the reader with a correct CRC.
     """
     chunks = split(draw(st.sampled_from(files)))
     head = chunks[0][1]
     name = head[1 : 1 + head[0]]
-    digest, quality, width, height, colour, checksum = struct.unpack(">32sfIIBI", head[1 + head[0] :])
+    digest, quality, width, height, tile_size, colour = struct.unpack(">32sfIIIB", head[1 + head[0] :])
     if draw(st.booleans()):
         width = draw(SIZES)
     if draw(st.booleans()):
@@ -223,9 +225,9 @@ def header_fields(draw, files: list[bytes]) -> bytes:
     if draw(st.integers(0, 5)) == 0:
         colour = draw(st.integers(0, 255))
     if draw(st.integers(0, 3)) == 0:
-        checksum = draw(U32)
+        tile_size = draw(TILE_SIZES)
     name_length = draw(st.one_of(st.just(len(name)), st.integers(0, 255)))
-    fixed = struct.pack(">32sfIIBI", digest, quality, width, height, colour, checksum)
+    fixed = struct.pack(">32sfIIIB", digest, quality, width, height, tile_size, colour)
     return join([(b"HEAD", bytes([name_length]) + name + fixed)] + chunks[1:])
 
 

@@ -14,7 +14,7 @@ KNOWN = ("SIDE", "LATY")
 
 
 def _file(width=64, height=48, chunks=None) -> bytes:
-    header = container.Header("informer", bytes(range(32)), 62.5, width, height, checksum=1234)
+    header = container.Header("informer", bytes(range(32)), 62.5, width, height, tile_size=1024)
     chunks = [("SIDE", b"side-bytes"), ("LATY", b"latent" * 10)] if chunks is None else chunks
     return container.write(container.Container(header, chunks))
 
@@ -27,7 +27,7 @@ def test_round_trip_keeps_header_and_chunks():
     parsed = container.read(_file(), known=KNOWN)
     assert parsed.header.model == "informer"
     assert parsed.header.quality == 62.5
-    assert (parsed.header.width, parsed.header.height, parsed.header.checksum) == (64, 48, 1234)
+    assert (parsed.header.width, parsed.header.height, parsed.header.tile_size) == (64, 48, 1024)
     assert parsed.chunk("LATY") == b"latent" * 10
     assert sum(parsed.chunk_sizes().values()) + 10 == len(_file())
 
@@ -113,12 +113,12 @@ def test_metadata_chunks_are_kept_when_known_and_unknown_ancillary_skipped():
 
 def test_bad_quality_empty_model_name_and_non_empty_end_chunk_are_refused():
     for quality in (float("nan"), float("inf"), -0.5, 100.01):
-        header = container.Header("informer", bytes(32), 50.0, 64, 48, checksum=0)
+        header = container.Header("informer", bytes(32), 50.0, 64, 48)
         payload = bytearray(header.pack())
         struct.pack_into(">f", payload, 1 + len("informer") + 32, quality)
         with pytest.raises(CorruptStreamError, match="quality"):
             container.Header.unpack(bytes(payload))
-    fixed = container.Header("x", bytes(32), 50.0, 64, 48, checksum=0).pack()[2:]
+    fixed = container.Header("x", bytes(32), 50.0, 64, 48).pack()[2:]
     with pytest.raises(CorruptStreamError, match="empty"):  # found by the fuzzer: crashed `info`
         container.Header.unpack(b"\0" + fixed)
     data = _file()

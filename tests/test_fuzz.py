@@ -61,9 +61,9 @@ def _with_head(data: bytes, **fields) -> bytes:
     chunks = fh.split(data)
     head = chunks[0][1]
     name_end = 1 + head[0]
-    names = ("digest", "quality", "width", "height", "colour", "checksum")
-    values = dict(zip(names, struct.unpack(">32sfIIBI", head[name_end:]), strict=True)) | fields
-    head = head[:name_end] + struct.pack(">32sfIIBI", *(values[n] for n in names))
+    names = ("digest", "quality", "width", "height", "tile_size", "colour")
+    values = dict(zip(names, struct.unpack(">32sfIIIB", head[name_end:]), strict=True)) | fields
+    head = head[:name_end] + struct.pack(">32sfIIIB", *(values[n] for n in names))
     return fh.join([(b"HEAD", head)] + chunks[1:])
 
 

@@ -6,6 +6,7 @@ Exit status: 0 success; 1 bad input, a corrupt file or a failed decode;
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -67,6 +68,15 @@ def _device_option(f):
                         help="Where the transforms run; entropy parameters are always exact on the CPU.")(f)
 
 
+def _parse_shard(ctx, param, value):
+    from informer_codec.cli_batch import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _common_options(f):
     f = click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
                      help="Write every INPUT into this folder (then all arguments are inputs).")(f)
@@ -74,7 +84,25 @@ def _common_options(f):
     f = click.option("--json", "as_json", is_flag=True, help="One JSON object per image on stdout.")(f)
     f = click.option("--max-pixels", type=int, default=268_435_456, show_default=True,
                      help="Refuse images with more pixels (0: no limit).")(f)
+    f = click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Worker processes, each with cores/JOBS torch threads; with more than one, "
+                          "files are reported as they finish.")(f)
+    f = click.option("--shard", metavar="I/N", default=None, callback=_parse_shard,
+                     help="Process only the inputs whose 0-based position in the argument list is I "
+                          "mod N (one share of a collection split across machines).")(f)
+    f = click.option("--progress/--no-progress", default=None,
+                     help="Progress bar on stderr [default: with several inputs, on a terminal, "
+                          "unless --quiet].")(f)
     return _device_option(f)
+
+
+def _batch(paths, out_dir, suffix: str, quiet: bool, as_json: bool, jobs: int, shard, progress):
+    """The (input, output) pairs of this run (this shard's share), ready to process."""
+    from informer_codec.cli_batch import Batch, select_shard
+    from informer_codec.cli_io import plan_outputs
+
+    pairs = select_shard(plan_outputs(paths, out_dir, suffix), shard)
+    return Batch(quiet, as_json, pairs, jobs=jobs, progress=progress)
 
 
 def _check_device(device: str) -> None:
@@ -85,50 +113,6 @@ def _check_device(device: str) -> None:
             raise click.UsageError("--device cuda: no CUDA device is available")
 
 
-class _Run:
-    """Processes each (input, output) pair, reports it, and remembers failures."""
-
-    def __init__(self, quiet: bool, as_json: bool, pairs: list[tuple[str, str]]):
-        import sys
-
-        if as_json and any(out == "-" for _, out in pairs):
-            raise click.UsageError("--json cannot be combined with output to stdout ('-')")
-        for _, out in pairs:
-            if out == "-" and sys.stdout.isatty():
-                raise click.UsageError("refusing to write binary data to a terminal; redirect stdout")
-        self.quiet, self.as_json, self.pairs, self.failed = quiet, as_json, pairs, 0
-
-    def each(self, work) -> None:
-        from informer_codec.cli_io import same_file
-        from informer_codec.errors import InformerError
-
-        for source, target in self.pairs:
-            try:
-                if same_file(source, target):
-                    raise InformerError("output would overwrite the input")
-                self.report(source, target, work(source, target))
-            except InformerError as exc:
-                self.failed += 1
-                click.echo(f"informer: {source}: {exc}", err=True)
-        if self.failed:
-            raise SystemExit(1)
-
-    def report(self, source: str, target: str, fields: dict) -> None:
-        import json
-
-        for notice in fields.pop("notices", []):
-            if not self.quiet:
-                click.echo(f"informer: note: {source}: {notice}", err=True)
-        if self.as_json:
-            click.echo(json.dumps({"input": source, "output": target} | fields))
-        elif not self.quiet:
-            click.echo(
-                f"{source} -> {target}: {fields['width']}x{fields['height']}, {fields['bytes']} bytes, "
-                f"{fields['bpp']:.4f} bpp, {fields['seconds']:.2f} s",
-                err=True,
-            )
-
-
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")
 @click.option("-q", "--quality", type=click.FloatRange(0, 100), default=75.0, show_default=True,
@@ -136,7 +120,8 @@ class _Run:
 @click.option("--model", type=click.Choice(["informer", "mbt2018"]), default="informer", show_default=True)
 @click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
 @_common_options
-def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, device) -> None:
+def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, jobs, shard, progress,
+           device) -> None:
     """Compress images: `informer encode IN OUT` or `informer encode IN... -o DIR`.
 
     \b
@@ -146,54 +131,27 @@ def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, de
     with real transparency are refused. The ICC profile and EXIF are kept
     unless --strip. Output is written atomically.
     """
-    from informer_codec.cli_io import plan_outputs, read_input, write_output
+    from informer_codec.cli_batch import EncodeSettings, encode_file
 
     _check_device(device)
-    run = _Run(quiet, as_json, plan_outputs(paths, out_dir, ".inf"))
-
-    def work(source: str, target: str) -> dict:
-        from informer_codec import codec, images
-
-        image = images.load(read_input(source), max_pixels)
-        metadata = None if strip else image.metadata
-        result = codec.encode(image.pixels, model=model, quality=quality, device=device, metadata=metadata)
-        write_output(target, result.data)
-        pixels = result.width * result.height
-        return {"width": result.width, "height": result.height, "bytes": len(result.data),
-                "bpp": len(result.data) * 8 / pixels, "seconds": result.seconds,
-                "model": model, "quality": quality, "notices": image.notices}
-
-    run.each(work)
+    batch = _batch(paths, out_dir, ".inf", quiet, as_json, jobs, shard, progress)
+    batch.each(partial(encode_file, EncodeSettings(model, quality, strip, max_pixels, device)))
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")
 @_common_options
-def decode(paths, out_dir, quiet, as_json, max_pixels, device) -> None:
+def decode(paths, out_dir, quiet, as_json, max_pixels, jobs, shard, progress, device) -> None:
     """Decompress .inf files: `informer decode IN OUT` or `informer decode IN... -o DIR`.
 
     The output format follows OUTPUT's extension (.png, .tif, .bmp, .ppm, .jpg,
     ... anything Pillow writes); '-' writes PNG to stdout; -o DIR writes PNG.
     """
-    from informer_codec.cli_io import plan_outputs, read_input, write_output
+    from informer_codec.cli_batch import DecodeSettings, decode_file
 
     _check_device(device)
-    run = _Run(quiet, as_json, plan_outputs(paths, out_dir, ".png"))
-
-    def work(source: str, target: str) -> dict:
-        from informer_codec import codec, container, images
-
-        fmt = images.output_format(target)
-        data = read_input(source)
-        result = codec.decode(data, device=device, limits=container.Limits(max_pixels=max_pixels))
-        notices: list[str] = []
-        write_output(target, images.encode_image(result.pixels, fmt, result.metadata, notices))
-        h = result.header
-        return {"width": h.width, "height": h.height, "bytes": len(data),
-                "bpp": len(data) * 8 / (h.width * h.height), "seconds": result.seconds,
-                "model": h.model, "quality": h.quality, "notices": notices}
-
-    run.each(work)
+    batch = _batch(paths, out_dir, ".png", quiet, as_json, jobs, shard, progress)
+    batch.each(partial(decode_file, DecodeSettings(max_pixels, device)))
 
 
 @main.command()
@@ -219,7 +177,8 @@ def info(paths, as_json) -> None:
             click.echo(json.dumps({"file": path} | d))
             continue
         chunks = ", ".join(f"{k} {v}" for k, v in d["chunks"].items())
-        click.echo(f"{path}: {d['model']} q{d['quality']:g}, {d['width']}x{d['height']}, "
+        tiles = f"{d['tiles']} tiles of {d['tile_size']} px" if d["tile_size"] else "1 tile"
+        click.echo(f"{path}: {d['model']} q{d['quality']:g}, {d['width']}x{d['height']}, {tiles}, "
                    f"{d['bytes']} bytes, {d['bpp']:.4f} bpp; chunks: {chunks}")
     if failed:
         raise SystemExit(1)

@@ -1,4 +1,4 @@
-"""Image <-> container: padding, quality, device, model.compress/decompress <-> chunks."""
+"""Image <-> container: tiling, padding, quality, device, model.compress/decompress <-> chunks."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ DEFAULT_MODEL = "informer"
 DEFAULT_QUALITY = 75.0
 CODED_CHUNKS = ("SIDE", "LATY")
 KNOWN_CHUNKS = CODED_CHUNKS + tuple(METADATA_CHUNKS.values())
+TILE_THRESHOLD = 2**21  # pixels; larger images are coded in tiles
+TILE_SIZE = 1024  # a multiple of both models' padding (64 and 16)
 
 
 @dataclass
@@ -58,55 +60,83 @@ def _load_model(name: str, device: str):
     return weights.load(name, device)
 
 
+def tile_size_for(width: int, height: int) -> int:
+    """The tile size the encoder uses: whole images up to 2**21 pixels (1920x1080 stays whole,
+    Kodak is unchanged), 1024 px tiles above, so memory no longer grows with the image."""
+    return TILE_SIZE if width * height > TILE_THRESHOLD else 0
+
+
 def encode(pixels: np.ndarray, model: str = DEFAULT_MODEL, quality: float = DEFAULT_QUALITY,
-           device: str = "cpu", metadata: Metadata | None = None) -> EncodeResult:
+           device: str = "cpu", metadata: Metadata | None = None,
+           tile_size: int | None = None) -> EncodeResult:
     """Compress (H, W, 3) uint8 RGB pixels into container bytes.
 
     ``metadata`` (ICC profile, EXIF) goes into ancillary chunks before the coded
-    data, as PNG puts iCCP before IDAT; the codec never interprets it.
+    data, as PNG puts iCCP before IDAT; the codec never interprets it. Each tile
+    (``tile_size``: None picks by image size, 0 is one tile) is coded as an image
+    of its own, one at a time, so only one tile is ever held as a float tensor.
     """
-    import torch
-
     start = time.perf_counter()
     if not 0 <= quality <= 100:
         raise ValueError("quality must be within 0-100")
     net, digest = _load_model(model, device)
     height, width = pixels.shape[:2]
-    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float().div_(255).to(device)
+    tile_size = tile_size_for(width, height) if tile_size is None else tile_size
+    container.check_tile_size(tile_size, ValueError)
     q = _as_float32(quality)
-    latents = net.compress(_pad(x, net.downsample), q)
-    header = container.Header(model, digest, q, width, height, latents.checksum)
-    chunks = (metadata or Metadata()).chunks() + [("SIDE", latents.side), ("LATY", latents.latent)]
+    header = container.Header(model, digest, q, width, height, tile_size)
+    chunks = (metadata or Metadata()).chunks()
+    for tile in header.tiles():
+        chunks += _encode_tile(net, pixels, tile, q, device)
     data = container.write(container.Container(header, chunks))
     return EncodeResult(data, width, height, time.perf_counter() - start)
 
 
+def _encode_tile(net, pixels: np.ndarray, tile: container.Tile, quality: float, device: str) -> list:
+    """The SIDE and LATY chunks of one tile, padded on its own as a whole image would be."""
+    import torch
+
+    crop = np.array(pixels[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width])  # writable copy
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div_(255).to(device)
+    latents = net.compress(_pad(x, net.downsample), quality)
+    return [("SIDE", latents.side), ("LATY", container.pack_latent(latents.checksum, latents.latent))]
+
+
 def decode(data: bytes, device: str = "cpu", limits: container.Limits | None = None) -> DecodeResult:
-    """Decompress container bytes to (H, W, 3) uint8 RGB pixels."""
+    """Decompress container bytes to (H, W, 3) uint8 RGB pixels, tile by tile into one array."""
     start = time.perf_counter()
     parsed = container.read(data, limits, known=KNOWN_CHUNKS)  # all checks before torch loads
     header = parsed.header
     if header.colour != container.COLOUR_SRGB:
         raise UnsupportedError(f"colour format {header.colour} needs a newer informer")
+    streams = parsed.tile_streams()  # one SIDE/LATY pair per tile, checked before any decoding
 
-    from informer_codec.models import CompressedLatents
     net, digest = _load_model(header.model, device)
     if digest != header.weights_digest:
         raise WeightsError(
             f"file was encoded with other '{header.model}' weights "
             f"(sha256 {header.weights_digest.hex()[:12]}..., loaded {digest.hex()[:12]}...)"
         )
-    ds = net.downsample
-    padded_h, padded_w = -(-header.height // ds) * ds, -(-header.width // ds) * ds
-    latents = CompressedLatents(
-        side=parsed.chunk("SIDE"),
-        latent=parsed.chunk("LATY"),
-        latent_shape=(padded_h // 16, padded_w // 16),
-        checksum=header.checksum,
-    )
-    x_hat = net.decompress(latents, header.quality, device)
-    pixels = to_pixels(x_hat, header.width, header.height)
+    pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
+    for tile, (side, latent) in zip(header.tiles(), streams, strict=True):
+        x_hat = _decode_tile(net, tile, side, latent, header.quality, device)
+        pixels[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width] = (
+            to_pixels(x_hat, tile.width, tile.height)
+        )
     return DecodeResult(pixels, header, time.perf_counter() - start, parsed.metadata())
+
+
+def _decode_tile(net, tile: container.Tile, side: bytes, latent: bytes, quality: float, device: str):
+    """The padded reconstruction (1, 3, H', W') of one tile from its two chunks."""
+    from informer_codec.models import CompressedLatents
+
+    checksum, words = container.unpack_latent(latent)
+    ds = net.downsample
+    padded_h, padded_w = -(-tile.height // ds) * ds, -(-tile.width // ds) * ds
+    latents = CompressedLatents(
+        side=side, latent=words, latent_shape=(padded_h // 16, padded_w // 16), checksum=checksum
+    )
+    return net.decompress(latents, quality, device)
 
 
 def to_pixels(x_hat, width: int, height: int) -> np.ndarray:
@@ -127,6 +157,8 @@ def describe(data: bytes) -> dict:
         "quality": round(h.quality, 4),
         "width": h.width,
         "height": h.height,
+        "tile_size": h.tile_size,
+        "tiles": container.tile_count(h.width, h.height, h.tile_size),
         "bytes": len(data),
         "bpp": len(data) * 8 / (h.width * h.height),
         "weights_sha256": h.weights_digest.hex(),

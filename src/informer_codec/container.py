@@ -9,17 +9,21 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from informer_codec.errors import CorruptStreamError, LimitError, UnsupportedError
 
 SIGNATURE = b"\x89INF\r\n\x1a\n"
 VERSION = (1, 0)
-MAX_CHUNKS = 1024
+MAX_CHUNKS = 4096  # two per tile: 1024 tiles of 1024 px cover 32768 x 32768, plus ancillary chunks
 DEFAULT_MAX_PIXELS = 268_435_456  # avifdec's default size limit
 DEFAULT_MAX_DIMENSION = 32_768  # avifdec's default dimension limit
 COLOUR_SRGB = 0
+TILE_MULTIPLE = 64  # both models' padding multiple, so every full tile codes without padding
+MAX_TILE_SIZE = 32_768
 
-_HEAD_FIXED = struct.Struct(">32sfIIBI")  # digest, quality, width, height, colour, latent checksum
+_HEAD_FIXED = struct.Struct(">32sfIIIB")  # digest, quality, width, height, tile size, colour
+_CHECKSUM = struct.Struct(">I")  # the latent checksum that starts every LATY payload
 METADATA_CHUNKS = {"icc_profile": "iCCP", "exif": "eXIF"}  # Metadata field -> ancillary chunk type
 
 
@@ -30,17 +34,21 @@ class Header:
     quality: float
     width: int
     height: int
-    checksum: int
+    tile_size: int = 0  # 0: one tile covering the image
     colour: int = COLOUR_SRGB
 
     def pack(self) -> bytes:
         name = self.model.encode("ascii")
         if not 0 < len(name) < 256:
             raise ValueError("model name must be 1-255 ASCII characters")
+        check_tile_size(self.tile_size, ValueError)
         fixed = _HEAD_FIXED.pack(
-            self.weights_digest, self.quality, self.width, self.height, self.colour, self.checksum
+            self.weights_digest, self.quality, self.width, self.height, self.tile_size, self.colour
         )
         return bytes([len(name)]) + name + fixed
+
+    def tiles(self) -> list[Tile]:
+        return tile_grid(self.width, self.height, self.tile_size)
 
     @classmethod
     def unpack(cls, payload: bytes) -> Header:
@@ -53,10 +61,56 @@ class Header:
             model = payload[1 : 1 + name_length].decode("ascii")
         except UnicodeDecodeError:
             raise CorruptStreamError("model name in the header is not ASCII") from None
-        digest, quality, width, height, colour, checksum = _HEAD_FIXED.unpack(payload[1 + name_length :])
+        digest, quality, width, height, tile_size, colour = _HEAD_FIXED.unpack(payload[1 + name_length :])
         if not 0.0 <= quality <= 100.0:  # also refuses NaN, which would decode to a black image
             raise CorruptStreamError(f"quality {quality} in the header is outside 0-100")
-        return cls(model, digest, quality, width, height, checksum, colour)
+        check_tile_size(tile_size, CorruptStreamError)
+        return cls(model, digest, quality, width, height, tile_size, colour)
+
+
+class Tile(NamedTuple):
+    """A rectangle of the image, coded as an image of its own."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def check_tile_size(tile_size: int, error: type[Exception]) -> None:
+    """0, or a multiple of 64 up to the largest image side: anything else is not a file we write."""
+    if tile_size and not (tile_size % TILE_MULTIPLE == 0 and TILE_MULTIPLE <= tile_size <= MAX_TILE_SIZE):
+        raise error(f"tile size {tile_size} is not 0 or a multiple of {TILE_MULTIPLE} up to {MAX_TILE_SIZE}")
+
+
+def tile_count(width: int, height: int, tile_size: int) -> int:
+    """Number of tiles, computed without building the grid (a crafted header may ask for many)."""
+    if not tile_size:
+        return 1
+    return -(-width // tile_size) * -(-height // tile_size)
+
+
+def tile_grid(width: int, height: int, tile_size: int) -> list[Tile]:
+    """Tiles in raster order (rows top to bottom, each left to right); edge tiles are smaller."""
+    if not tile_size:
+        return [Tile(0, 0, width, height)]
+    return [
+        Tile(x, y, min(tile_size, width - x), min(tile_size, height - y))
+        for y in range(0, height, tile_size)
+        for x in range(0, width, tile_size)
+    ]
+
+
+def pack_latent(checksum: int, words: bytes) -> bytes:
+    """A LATY payload: the tile's latent checksum, then its range-coded words."""
+    return _CHECKSUM.pack(checksum) + words
+
+
+def unpack_latent(payload: bytes) -> tuple[int, bytes]:
+    """(checksum, range-coded words) of a LATY payload."""
+    if len(payload) < _CHECKSUM.size:
+        raise CorruptStreamError("latent chunk is too short to hold its checksum")
+    return _CHECKSUM.unpack_from(payload)[0], payload[_CHECKSUM.size :]
 
 
 @dataclass
@@ -115,6 +169,23 @@ class Container:
         for name, payload in self.chunks:
             present.setdefault(name, payload)
         return Metadata(**{name: present.get(kind) for name, kind in METADATA_CHUNKS.items()})
+
+    def tile_streams(self) -> list[tuple[bytes, bytes]]:
+        """(SIDE, LATY) payloads per tile, in raster order, after checking there is one pair per tile.
+
+        Checked before anything is decoded, so a file with missing or extra tiles
+        costs no model time.
+        """
+        coded = [(name, payload) for name, payload in self.chunks if name in ("SIDE", "LATY")]
+        h = self.header
+        expected = tile_count(h.width, h.height, h.tile_size)
+        if len(coded) != 2 * expected:
+            raise CorruptStreamError(
+                f"file has {len(coded)} SIDE/LATY chunks; its {expected} tile(s) need {2 * expected}"
+            )
+        if any(name != ("SIDE", "LATY")[i % 2] for i, (name, _) in enumerate(coded)):
+            raise CorruptStreamError("SIDE and LATY chunks are not in pairs, SIDE first")
+        return [(coded[i][1], coded[i + 1][1]) for i in range(0, len(coded), 2)]
 
     def chunk_sizes(self) -> dict[str, int]:
         """Bytes per chunk including its 12 bytes of framing."""
