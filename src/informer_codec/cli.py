@@ -12,10 +12,12 @@ from pathlib import Path
 import click
 
 from informer_codec import __version__
+from informer_codec.container import VERSION as FORMAT_VERSION
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="informer")
+@click.version_option(__version__, "-V", "--version", prog_name="informer",
+                      message="%(prog)s %(version)s (container format {}.{})".format(*FORMAT_VERSION))
 def main() -> None:
     """informer: a learned image codec (Informer, mbt2018).
 
