@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import struct
-import zlib
 
 import pytest
 
+from fuzz_harness import frame
 from informer_codec import container
 from informer_codec.errors import CorruptStreamError, LimitError, UnsupportedError
 
@@ -17,10 +17,6 @@ def _file(width=64, height=48, chunks=None) -> bytes:
     header = container.Header("informer", bytes(range(32)), 62.5, width, height, tile_size=1024)
     chunks = [("SIDE", b"side-bytes"), ("LATY", b"latent" * 10)] if chunks is None else chunks
     return container.write(container.Container(header, chunks))
-
-
-def _frame(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def test_round_trip_keeps_header_and_chunks():
@@ -85,10 +81,10 @@ def test_chunk_length_beyond_the_file_is_refused():
 def test_unknown_critical_chunk_is_refused_and_unknown_ancillary_skipped():
     base = _file()
     end = len(base) - 12  # before IEND
-    critical = base[:end] + _frame(b"XTRA", b"?") + base[end:]
+    critical = base[:end] + frame(b"XTRA", b"?") + base[end:]
     with pytest.raises(UnsupportedError, match="XTRA"):
         container.read(critical, known=KNOWN)
-    ancillary = base[:end] + _frame(b"xtra", b"?") + base[end:]
+    ancillary = base[:end] + frame(b"xtra", b"?") + base[end:]
     assert container.read(ancillary, known=KNOWN).chunk("SIDE") == b"side-bytes"
 
 
@@ -123,4 +119,4 @@ def test_bad_quality_empty_model_name_and_non_empty_end_chunk_are_refused():
         container.Header.unpack(b"\0" + fixed)
     data = _file()
     with pytest.raises(CorruptStreamError, match="end chunk"):
-        container.read(data[:-12] + _frame(b"IEND", b"x"), known=KNOWN)
+        container.read(data[:-12] + frame(b"IEND", b"x"), known=KNOWN)
