@@ -24,7 +24,7 @@ def fuzz_settings(short: int):
     """``short`` cases in the test suite; the same share of FUZZ_EXAMPLES in a long run."""
     long_run = FUZZ_EXAMPLES > 0
     return settings(
-        max_examples=max(1, FUZZ_EXAMPLES * short // SHORT_TOTAL) if long_run else short,
+        max_examples=-(-FUZZ_EXAMPLES * short // SHORT_TOTAL) if long_run else short,  # rounded up
         deadline=None,  # the harness bounds each case itself; shared CPUs make timings jittery
         derandomize=not long_run,  # the suite is reproducible; `make fuzz` explores
         database=None if not long_run else settings.default.database,

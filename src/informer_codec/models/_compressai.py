@@ -6,6 +6,11 @@ model in its zoo: about 5 s here on top of torch's own 2 s, paid by every
 live in modules that import nothing but torch, numpy and scipy. When compressai
 is not imported yet, we register an empty package object for it so that its
 submodules load on their own; a later ``import compressai.<sub>`` still works.
+
+Its entropy models import ``scipy.stats`` (about 0.6-1.3 s here) for one
+``norm.ppf`` call that only training's ``update()`` makes, so ``scipy.stats``
+is registered as a stand-in that imports it on first attribute access, never
+on the decode path.
 """
 
 from __future__ import annotations
@@ -32,7 +37,32 @@ def _register_bare_package() -> None:
     sys.modules["compressai"] = package
 
 
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module until one of its attributes is first read."""
+
+    def __getattr__(self, attribute: str):
+        import importlib
+
+        parent, _, child = self.__name__.rpartition(".")
+        del sys.modules[self.__name__]
+        if getattr(sys.modules.get(parent), child, None) is self:
+            delattr(sys.modules[parent], child)
+        real = importlib.import_module(self.__name__)
+        return getattr(real, attribute)
+
+
+def _defer_scipy_stats() -> None:
+    if "scipy.stats" in sys.modules:
+        return
+    import scipy
+
+    stand_in = _DeferredModule("scipy.stats")
+    sys.modules["scipy.stats"] = stand_in
+    scipy.stats = stand_in
+
+
 _register_bare_package()
+_defer_scipy_stats()
 
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
 from compressai.layers import GDN, MaskedConv2d  # noqa: E402
