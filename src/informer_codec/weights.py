@@ -89,6 +89,7 @@ def load_file(path: Path, device: str = "cpu"):
     if unexpected or set(missing) - DERIVED_BUFFERS:
         raise WeightsError(f"weights file {path} does not match model '{config.name}'")
     model.eval()
+    model.use_fast_layout()
     return model.to(device)
 
 
