@@ -9,13 +9,18 @@ from pathlib import Path
 from informer_codec.bench.results import Curve
 
 
-def git_revision() -> str:
-    """`git rev-parse --short HEAD` of the code measured, marked when tracked files differ from it."""
+def git_revision(out: Path | None = None) -> str:
+    """`git rev-parse --short HEAD` of the code measured, marked when tracked files differ from it.
+
+    The bench's own output folder (``out``, tracked when it is docs/bench) does not count.
+    """
     here = Path(__file__).resolve().parent
+    exclude = [f":(exclude){out.resolve()}"] if out is not None else []
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=here, capture_output=True).returncode
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ":/", *exclude], cwd=here,
+                               capture_output=True).returncode
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{head} (with uncommitted changes)" if dirty else head
@@ -37,13 +42,14 @@ def points_table(curve: Curve, params: list, param_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary(context: list[str], bd_markdown: str, point_tables: list[str], speed_markdown: str | None) -> str:
+def summary(context: list[str], bd_markdown: str, point_tables: list[str], speed_markdown: str | None,
+            out: Path | None = None) -> str:
     """Combine the sections; ``context`` is a list of bullet lines describing the run."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# informer bench", "",
         f"- date: {now}",
-        f"- commit: {git_revision()}",
+        f"- commit: {git_revision(out)}",
         *[f"- {line}" for line in context], "",
         "## Rate-distortion", "",
         "![RD curves: PSNR and MS-SSIM against bpp](rd.png)", "",

@@ -246,7 +246,7 @@ def run_bench(settings: BenchSettings) -> dict[str, Path]:
         written["speed"].write_text(speed_markdown)
     tables = [report.points_table(c, *_sweep(c)) for c in measured]
     written["summary"] = out / "summary.md"
-    page = report.summary(_context(settings, anchors, anchor), bd_markdown, tables, speed_markdown)
+    page = report.summary(_context(settings, anchors, anchor), bd_markdown, tables, speed_markdown, out)
     written["summary"].write_text(page)
     print(f"informer bench: wrote {len(written)} files to {out} (summary: {written['summary']})")
     return written
