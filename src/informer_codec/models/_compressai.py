@@ -41,13 +41,11 @@ class _DeferredModule(types.ModuleType):
     """Stands in for a module until one of its attributes is first read."""
 
     def __getattr__(self, attribute: str):
-        import importlib
-
         parent, _, child = self.__name__.rpartition(".")
         del sys.modules[self.__name__]
         if getattr(sys.modules.get(parent), child, None) is self:
             delattr(sys.modules[parent], child)
-        real = importlib.import_module(self.__name__)
+        real = importlib.import_module(self.__name__)  # bound by `import importlib.util`
         return getattr(real, attribute)
 
 
