@@ -173,10 +173,23 @@ class LatentCodecModel(nn.Module):
         return self._exact_cache
 
     def _exact_weights(self) -> dict:
+        first, *rest = self.entropy_parameters.exact_weights()
+        psi_width = 2 * self.config.m  # the parameter network reads cat([psi, phi])
         return {
             "context": self.context.exact_weights(),
-            "parameters": self.entropy_parameters.exact_weights(),
+            "parameters_psi": (first[0][:, :psi_width].contiguous(), first[1]),
+            "parameters_phi": first[0][:, psi_width:].contiguous(),
+            "parameters_rest": rest,
         }
+
+    def _project_side(self, side: ExactSide) -> Tensor:
+        """psi's share of the parameter network's first layer, for all positions in one GEMM.
+
+        It is an exact partial sum (see :func:`exact.partial_linear`), so adding
+        the context's share later gives the same values as one layer over
+        cat([psi, phi]), while each decoder wavefront reads half that layer's weights.
+        """
+        return exact.partial_linear(side.psi, *self._exact()["parameters_psi"])
 
     # ----- coding ---------------------------------------------------------------
     @torch.no_grad()
@@ -211,23 +224,29 @@ class LatentCodecModel(nn.Module):
         h, w = y_hat.shape[1:]
         padded = F.pad(y_hat, (2, 2, 2, 0))
         rows, cols = (t.ravel() for t in torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
+        projected = self._project_side(side)
         mus, sigmas = [], []
         for start in range(0, h * w, ENCODE_CHUNK):
             part = slice(start, start + ENCODE_CHUNK)
-            mu, sigma = self._parameters_at(padded, rows[part], cols[part], side)
+            mu, sigma = self._parameters_at(padded, rows[part], cols[part], side, projected)
             mus.append(mu)
             sigmas.append(sigma)
         return torch.cat(mus), torch.cat(sigmas)
 
     def _parameters_at(
-        self, padded: Tensor, rows: Tensor, cols: Tensor, side: ExactSide
+        self, padded: Tensor, rows: Tensor, cols: Tensor, side: ExactSide, projected: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Exact (mu, sigma), each (n, M), at the given positions of the padded y_hat."""
+        """Exact (mu, sigma), each (n, M), at the given positions of the padded y_hat.
+
+        ``projected`` is :meth:`_project_side`'s result for every position of the latent.
+        """
         weights = self._exact()
         phi = exact.linear(gather_context(padded, rows, cols), *weights["context"])
         phi = self._exact_context(phi, side)
-        psi = side.psi[rows * (padded.shape[2] - 4) + cols]
-        params = exact_mlp(torch.cat([psi, phi], dim=1), weights["parameters"])
+        first = projected[rows * (padded.shape[2] - 4) + cols]  # a copy: safe to add into
+        first.addmm_(phi, weights["parameters_phi"].T)
+        hidden = exact.leaky_relu(exact.to_grid_(first))
+        params = exact_mlp(hidden, weights["parameters_rest"])
         scales, means = params.chunk(2, dim=1)
         return means, torch.clamp(scales, SCALE_MIN, SCALE_MAX)
 
@@ -242,11 +261,12 @@ class LatentCodecModel(nn.Module):
 
         h, w = latents.latent_shape
         side = self._decode_side(coder.StreamDecoder(latents.side), (h, w))
+        projected = self._project_side(side)
         decoder = coder.StreamDecoder(latents.latent)
         m = self.config.m
         padded = torch.zeros(m, h + 2, w + 4, dtype=torch.float64)
         for rows, cols in wavefronts(h, w):
-            mu, sigma = self._parameters_at(padded, rows, cols, side)
+            mu, sigma = self._parameters_at(padded, rows, cols, side, projected)
             values = decoder.decode_gaussian(mu.numpy().ravel(), sigma.numpy().ravel())
             values = torch.from_numpy(values).double().reshape(len(rows), m)
             padded[:, rows + 2, cols + 2] = torch.clamp(values, -exact.ACT_LIMIT, exact.ACT_LIMIT).T

@@ -37,8 +37,20 @@ LUT_SIZE = LUT_RANGE * 2**ACT_BITS + 1
 
 def to_grid(x: Tensor, bits: int = ACT_BITS, limit: float = ACT_LIMIT) -> Tensor:
     """Round ``x`` to a multiple of ``2**-bits`` and clamp it to +-limit."""
+    return to_grid_(x * float(2**bits), bits, limit, scaled=True)
+
+
+def to_grid_(x: Tensor, bits: int = ACT_BITS, limit: float = ACT_LIMIT, scaled: bool = False) -> Tensor:
+    """:func:`to_grid` in place, for a tensor nobody else holds (``scaled``: already times ``2**bits``).
+
+    Scaling by a power of two is exact, so clamping before or after it is the
+    same; working in place saves the temporaries of the four steps, which adds
+    up over the decoder's thousand-odd small per-wavefront layers.
+    """
     scale = float(2**bits)
-    return torch.clamp(torch.round(x * scale) / scale, -limit, limit)
+    if not scaled:
+        x.mul_(scale)
+    return x.round_().clamp_(-limit * scale, limit * scale).div_(scale)
 
 
 def weight(param: Tensor) -> Tensor:
@@ -57,26 +69,35 @@ def check_exact(w: Tensor, b: Tensor | None) -> None:
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """``x @ w.T + b`` on the grid; exact for any summation order."""
-    out = x @ w.T
-    if b is not None:
-        out = out + b
-    return to_grid(out)
+    return to_grid_(partial_linear(x, w, b))
+
+
+def partial_linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``x @ w.T + b`` before rounding: an exact sum that another exact sum may complete.
+
+    A layer whose inputs are concatenated (``[a, c] @ [wa, wc].T``) equals
+    ``partial_linear(a, wa, b) + c @ wc.T`` exactly, so a part that is known
+    early can be computed once for all positions.
+    """
+    if b is None:
+        return x @ w.T
+    return torch.addmm(b, x, w.T)
 
 
 def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
     """LeakyReLU; one correctly rounded multiply, then back to the grid."""
-    return to_grid(torch.where(x < 0, x * slope, x))
+    return to_grid_(torch.where(x < 0, x * slope, x))
 
 
 def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
     """LayerNorm over the last dimension with every step exact or correctly rounded."""
     count = x.shape[-1]
     mean = x.sum(dim=-1, keepdim=True) / count
-    centred = to_grid(x - mean, limit=2.0**11)  # squares of 2048 channels stay exact
+    centred = to_grid_(x - mean, limit=2.0**11)  # squares of 2048 channels stay exact
     var = (centred * centred).sum(dim=-1, keepdim=True) / count
-    inv_std = to_grid(1.0 / torch.sqrt(var + eps), PROB_BITS, 2.0**20)
-    normed = to_grid(centred * inv_std)
-    return to_grid(normed * gamma + beta)
+    inv_std = to_grid_(1.0 / torch.sqrt(var + eps), PROB_BITS, 2.0**20)
+    normed = to_grid_(centred * inv_std)
+    return to_grid_(normed * gamma + beta)
 
 
 def build_exp_table() -> Tensor:
@@ -96,10 +117,10 @@ def softmax(logits: Tensor, exp_table: Tensor) -> Tensor:
     shifted = logits - logits.max(dim=-1, keepdim=True).values
     index = torch.clamp(-shifted * 2**ACT_BITS, 0, LUT_SIZE - 1).long()
     e = exp_table[index]
-    return to_grid(e / e.sum(dim=-1, keepdim=True), PROB_BITS)
+    return to_grid_(e / e.sum(dim=-1, keepdim=True), PROB_BITS)
 
 
 def gelu(x: Tensor, cdf_table: Tensor) -> Tensor:
     """x * Phi(x) through the shipped normal-CDF table."""
     index = torch.clamp(x * 2**ACT_BITS + (LUT_SIZE - 1), 0, 2 * (LUT_SIZE - 1)).long()
-    return to_grid(x * (cdf_table[index] / 2**PROB_BITS))
+    return to_grid_(x * (cdf_table[index] / 2**PROB_BITS))
