@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from informer_codec.models import exact
@@ -29,9 +28,9 @@ from informer_codec.models.blocks import (
     ContextModel,
     EntropyParameters,
     GainUnits,
+    PaddedLatent,
     analysis_transform,
     exact_mlp,
-    gather_context,
     synthesis_transform,
 )
 from informer_codec.models.tables import FactorizedTables
@@ -222,7 +221,7 @@ class LatentCodecModel(nn.Module):
     def _encoder_parameters(self, y_hat: Tensor, side: ExactSide) -> tuple[Tensor, Tensor]:
         """(mu, sigma) for every position at once, exactly as the decoder will compute them."""
         h, w = y_hat.shape[1:]
-        padded = F.pad(y_hat, (2, 2, 2, 0))
+        padded = PaddedLatent.of(y_hat)
         rows, cols = (t.ravel() for t in torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
         projected = self._project_side(side)
         mus, sigmas = [], []
@@ -234,16 +233,16 @@ class LatentCodecModel(nn.Module):
         return torch.cat(mus), torch.cat(sigmas)
 
     def _parameters_at(
-        self, padded: Tensor, rows: Tensor, cols: Tensor, side: ExactSide, projected: Tensor
+        self, padded: PaddedLatent, rows: Tensor, cols: Tensor, side: ExactSide, projected: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Exact (mu, sigma), each (n, M), at the given positions of the padded y_hat.
+        """Exact (mu, sigma), each (n, M), at the given positions of y_hat.
 
         ``projected`` is :meth:`_project_side`'s result for every position of the latent.
         """
         weights = self._exact()
-        phi = exact.linear(gather_context(padded, rows, cols), *weights["context"])
+        phi = exact.linear(padded.neighbourhoods(rows, cols), *weights["context"])
         phi = self._exact_context(phi, side)
-        first = projected[rows * (padded.shape[2] - 4) + cols]  # a copy: safe to add into
+        first = projected[rows * padded.width + cols]  # a copy: safe to add into
         first.addmm_(phi, weights["parameters_phi"].T)
         hidden = exact.leaky_relu(exact.to_grid_(first))
         params = exact_mlp(hidden, weights["parameters_rest"])
@@ -264,13 +263,13 @@ class LatentCodecModel(nn.Module):
         projected = self._project_side(side)
         decoder = coder.StreamDecoder(latents.latent)
         m = self.config.m
-        padded = torch.zeros(m, h + 2, w + 4, dtype=torch.float64)
+        padded = PaddedLatent(m, h, w)
         for rows, cols in wavefronts(h, w):
             mu, sigma = self._parameters_at(padded, rows, cols, side, projected)
             values = decoder.decode_gaussian(mu.numpy().ravel(), sigma.numpy().ravel())
             values = torch.from_numpy(values).double().reshape(len(rows), m)
-            padded[:, rows + 2, cols + 2] = torch.clamp(values, -exact.ACT_LIMIT, exact.ACT_LIMIT).T
-        y_hat = padded[:, 2:, 2:-2]
+            padded.write(rows, cols, torch.clamp(values, -exact.ACT_LIMIT, exact.ACT_LIMIT))
+        y_hat = padded.latent()
         if latent_checksum(y_hat, side.symbols) != latents.checksum:
             raise CorruptStreamError("decoded latents fail their checksum (corrupt or mismatched file)")
         return self.synthesize(y_hat, quality, device)

@@ -139,25 +139,55 @@ class ContextModel(nn.Module):
         return self.conv(y_hat)
 
     def exact_weights(self) -> tuple[Tensor, Tensor]:
-        """(2M, M*12) weight over the causal taps, in the order of :func:`gather_context`."""
+        """(2M, 12*M) weight over the causal taps, tap-major as :class:`PaddedLatent` gathers them."""
         taps = [self.conv.weight[:, :, 2 + dh, 2 + dw] for dh, dw in CONTEXT_TAPS]
-        w = exact.weight(torch.stack(taps, dim=2).flatten(1))
+        w = exact.weight(torch.stack(taps, dim=1).flatten(1))
         b = exact.weight(self.conv.bias)
         exact.check_exact(w, b)
         return w, b
 
 
-def gather_context(y_padded: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """Causal neighbourhoods of positions (rows, cols) from y_hat padded by 2 (top, left, right).
+class PaddedLatent:
+    """y_hat during coding: one row of M values per position of the latent padded by 2
+    (top, left and right; zeros outside the image).
 
-    Returns (n, M*12), channel-major, matching :meth:`ContextModel.exact_weights`.
+    Position-major, so a wavefront's causal neighbourhoods are one gather of whole
+    rows, and its decoded values one row write, instead of strided per-channel copies.
     """
-    dh = torch.tensor([t[0] for t in CONTEXT_TAPS])
-    dw = torch.tensor([t[1] for t in CONTEXT_TAPS])
-    r = rows[:, None] + dh[None, :] + 2
-    c = cols[:, None] + dw[None, :] + 2
-    patches = y_padded[:, r, c]  # (M, n, 12)
-    return patches.permute(1, 0, 2).reshape(len(rows), -1)
+
+    def __init__(self, m: int, height: int, width: int):
+        self.height, self.width, self.stride = height, width, width + 4
+        self.rows = torch.zeros((height + 2) * self.stride, m, dtype=torch.float64)
+        self.tap_offsets = torch.tensor([dh * self.stride + dw for dh, dw in CONTEXT_TAPS])
+
+    @classmethod
+    def of(cls, y_hat: Tensor) -> PaddedLatent:
+        """The encoder's whole quantised latent (M, h, w)."""
+        m, height, width = y_hat.shape
+        padded = cls(m, height, width)
+        padded.interior()[:] = y_hat.permute(1, 2, 0)
+        return padded
+
+    def interior(self) -> Tensor:
+        """(h, w, M) view of the positions inside the image."""
+        grid = self.rows.view(self.height + 2, self.stride, -1)
+        return grid[2:, 2 : 2 + self.width]
+
+    def index(self, rows: Tensor, cols: Tensor) -> Tensor:
+        return (rows + 2) * self.stride + cols + 2
+
+    def neighbourhoods(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """(n, 12*M) causal neighbourhoods of positions (rows, cols), tap-major."""
+        taps = self.index(rows, cols)[:, None] + self.tap_offsets[None, :]
+        return self.rows[taps.reshape(-1)].reshape(len(rows), -1)
+
+    def write(self, rows: Tensor, cols: Tensor, values: Tensor) -> None:
+        """Store decoded values (n, M) at positions (rows, cols)."""
+        self.rows[self.index(rows, cols)] = values
+
+    def latent(self) -> Tensor:
+        """The quantised latent (M, h, w), contiguous."""
+        return self.interior().permute(2, 0, 1).contiguous()
 
 
 class EntropyParameters(nn.Module):
