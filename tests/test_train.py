@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from conftest import random_image
+from conftest import random_image, run_cli
 
 
 def _settings(tmp_path: Path, **changes):
@@ -46,3 +47,41 @@ def test_export_gives_a_weights_file_that_codes(tmp_path):
     x = torch.from_numpy(random_image(32, 48)).permute(2, 0, 1)[None].float() / 255
     latents = model.compress(x, 50.0)
     assert torch.equal(model.decompress(latents, 50.0), model.synthesize(latents.y_hat, 50.0))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line_and_a_usage_error(tmp_path):
+    folder = _settings(tmp_path).dataset
+    result = run_cli("train", "--dataset", folder, "--out", tmp_path / "run", "--device", "cuda")
+    assert result.returncode == 2
+    assert b"no CUDA GPU" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_patch_that_the_model_cannot_tile_is_a_usage_error(tmp_path):
+    folder = _settings(tmp_path).dataset
+    result = run_cli("train", "--dataset", folder, "--out", tmp_path / "run", "--model", "mbt2018",
+                     "--patch", "48", "--device", "cpu")
+    assert result.returncode == 2
+    assert b"--patch must be a multiple of 64" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_photos_too_small_for_validation_crops_are_a_usage_error(tmp_path):
+    folder = _settings(tmp_path).dataset  # 72x96 photos: crops of 64 fit, validation crops of 256 do not
+    out = tmp_path / "run"
+    result = run_cli("train", "--dataset", folder, "--out", out, "--patch", "64", "--device", "cpu")
+    assert result.returncode == 2
+    assert b"no held-out photo" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_training_runs_on_an_explicit_cpu_device(tmp_path):
+    from informer_codec.train.loop import Trainer
+
+    trainer = Trainer(_settings(tmp_path, device="cpu", steps=1))
+    assert trainer.device.type == "cpu"
+    assert trainer.sampler.images[0].device.type == "cpu"
+    trainer.run()
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()

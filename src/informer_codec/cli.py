@@ -45,12 +45,17 @@ def main() -> None:
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
 @click.option("--validate-every", type=int, default=500, show_default=True)
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the hardware has it).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where training runs (auto: a CUDA GPU if torch sees one; under torchrun, one per rank).")
 def train(**options) -> None:
     """Train a model on a folder of photos (resumable; also runs under torchrun)."""
-    from informer_codec.train.loop import TrainSettings
-    from informer_codec.train.loop import train as run_training
+    from informer_codec.train.loop import Trainer, TrainSettings
 
-    run_training(TrainSettings(**options))
+    try:
+        trainer = Trainer(TrainSettings(**options))
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from None
+    trainer.run()
 
 
 @main.command()

@@ -50,12 +50,24 @@ class TrainSettings:
     seed: int = 777
     threads: int = 0
     bf16: bool | None = None  # None: on where the hardware has it (CUDA, AMX or AVX512-BF16)
+    device: str = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
 
 
-def bf16_is_fast() -> bool:
+def resolve_device(choice: str) -> torch.device:
+    """The training device: under torchrun each rank takes the GPU of its LOCAL_RANK."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda, but torch sees no CUDA GPU")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def bf16_is_fast(device: torch.device) -> bool:
     """bf16 autocast pays off on GPUs and on CPUs with AMX/AVX512-BF16; elsewhere it is
     emulated and measured here (AMD EPYC, AVX2 only) 10-60x slower than float32."""
-    if torch.cuda.is_available():
+    if device.type == "cuda":
         return True
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -95,32 +107,38 @@ class Trainer:
     """Owns the model, optimisers, data and checkpoints of one run."""
 
     def __init__(self, s: TrainSettings):
+        self.device = resolve_device(s.device)
         if s.bf16 is None:
-            s.bf16 = bf16_is_fast()
+            s.bf16 = bf16_is_fast(self.device)
         self.s = s
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         if self.distributed:
-            dist.init_process_group("gloo")
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.rank = dist.get_rank() if self.distributed else 0
         if s.threads:
             torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed + self.rank)
-        train_paths, held_out = split(list_images(s.dataset))
-        self.sampler = CropSampler(train_paths, s.patch, seed=s.seed + self.rank)
-        self.validation = validation_crops(held_out, s.validation_patch)
         self.model = build_model(ModelConfig(name=s.model, n=s.n, m=s.m))
         if s.patch % self.model.downsample or s.validation_patch % self.model.downsample:
             raise ValueError(f"--patch must be a multiple of {self.model.downsample} for {s.model}")
+        train_paths, held_out = split(list_images(s.dataset))
+        self.sampler = CropSampler(train_paths, s.patch, seed=s.seed + self.rank, device=self.device)
+        self.validation = validation_crops(held_out, s.validation_patch).to(self.device)
         if s.init_from:
             self._init_from(s.init_from)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(self.device, memory_format=torch.channels_last)
         aux = [p for name, p in self.model.named_parameters() if name.endswith("quantiles")]
         main = [p for name, p in self.model.named_parameters() if not name.endswith("quantiles")]
         self.optimizer = torch.optim.Adam(main, lr=s.lr)
         self.aux_optimizer = torch.optim.Adam(aux, lr=1e-3)
         self.net = self.model
         if self.distributed:
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=True
+            )
         self.step = 0
         self.started = time.time()
         self.hours_before = 0.0
@@ -163,6 +181,7 @@ class Trainer:
                 "data": self.sampler.generator.get_state(),
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             },
         }
         tmp = self.s.out / (CHECKPOINT + ".tmp")
@@ -180,6 +199,8 @@ class Trainer:
         self.sampler.generator.set_state(state["rng"]["data"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
+        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.log(f"resumed at step {self.step} ({self.hours_before:.2f} h trained before)")
 
     # ----- loop -----------------------------------------------------------------------
@@ -187,7 +208,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.s, self.step)
         x = self.sampler.batch(self.s.batch).contiguous(memory_format=torch.channels_last)
-        quality = torch.rand(x.shape[0]) * 100
+        quality = (torch.rand(x.shape[0]) * 100).to(self.device)
         self.net.train()
         metrics = rate_distortion(self.net, x, quality, self.s.bf16)
         self.optimizer.zero_grad(set_to_none=True)
@@ -207,7 +228,7 @@ class Trainer:
         self.model.eval()
         results = {}
         for q in VALIDATION_QUALITIES:
-            quality = torch.full((len(self.validation),), q)
+            quality = torch.full((len(self.validation),), q, device=self.device)
             m = rate_distortion(self.model, self.validation, quality, self.s.bf16)
             results[q] = (float(m["bpp"]), _psnr(float(m["mse"])), float(m["loss"]))
         return results
@@ -244,10 +265,6 @@ class Trainer:
         v = self.validate()
         parts = [f"q{q:.0f} bpp {b:.4f} psnr {p:.2f} loss {lo:.4f}" for q, (b, p, lo) in v.items()]
         self.log(f"val step {self.step} " + " | ".join(parts))
-
-
-def train(settings: TrainSettings) -> None:
-    Trainer(settings).run()
 
 
 def export(checkpoint: Path, out: Path, record: bool = False) -> bytes:
