@@ -8,7 +8,7 @@ SAMPLE := src/informer_codec/data/sample.png
 OUT := out
 KODAK ?= ../shared/data/kodak
 
-.PHONY: setup demo test lint bench train-mbt2018 train-informer clean
+.PHONY: setup demo test lint bench train-mbt2018 train-informer gpu-pack clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,11 @@ train-mbt2018: $(STAMP)
 train-informer: $(STAMP)
 	$(INFORMER) train --dataset ../shared/data/train --model informer --out runs/informer --resume \
 	  --init-from weights/informer.pt --patch 128 --batch 8 --lr 1e-4 --steps 100000
+
+# What a lent GPU machine needs beside this checkout (docs/training.md, "A GPU round"): ~21 MiB in
+# data-cache/gpu (ignored; name it in the device tool's carry).
+gpu-pack: $(STAMP)
+	$(PY) -m informer_codec.train.pack --dataset ../shared/data/train --out data-cache/gpu
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -47,6 +47,10 @@ def test_export_gives_a_weights_file_that_codes(tmp_path):
     x = torch.from_numpy(random_image(32, 48)).permute(2, 0, 1)[None].float() / 255
     latents = model.compress(x, 50.0)
     assert torch.equal(model.decompress(latents, 50.0), model.synthesize(latents.y_hat, 50.0))
+    # ... and a new run starts from it, into a folder that does not exist yet (a GPU round's case).
+    fresh = Trainer(_settings(tmp_path, model="informer", out=tmp_path / "new" / "run",
+                              init_from=tmp_path / "informer.pt"))
+    assert torch.equal(fresh.model.g_s[0].weight.detach(), model.g_s[0].weight.detach())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -85,3 +89,18 @@ def test_training_runs_on_an_explicit_cpu_device(tmp_path):
     assert trainer.sampler.images[0].device.type == "cpu"
     trainer.run()
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_gpu_pack_writes_one_crop_per_large_enough_photo_and_compressai_sources(tmp_path):
+    from informer_codec.train.pack import pack_compressai_sources, pack_crops
+
+    folder = _settings(tmp_path).dataset  # four 72x96 photos
+    Image.fromarray(random_image(40, 40, seed=9)).save(folder / "small.png")  # below the crop size
+    total = pack_crops(folder, tmp_path / "pack" / "train", size=64, quality=90)
+    crops = sorted((tmp_path / "pack" / "train").glob("*.jpg"))
+    assert [c.stem for c in crops] == ["p0", "p1", "p2", "p3"]
+    assert total == sum(c.stat().st_size for c in crops)
+    assert all(Image.open(c).size == (64, 64) for c in crops)
+    assert pack_compressai_sources(tmp_path / "pack") > 0
+    assert (tmp_path / "pack" / "compressai" / "entropy_models" / "entropy_models.py").is_file()
+    assert not list((tmp_path / "pack" / "compressai").rglob("*.so"))

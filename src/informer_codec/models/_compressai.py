@@ -11,6 +11,12 @@ Its entropy models import ``scipy.stats`` (about 0.6-1.3 s here) for one
 ``norm.ppf`` call that only training's ``update()`` makes, so ``scipy.stats``
 is registered as a stand-in that imports it on first attribute access, never
 on the decode path.
+
+Its two compiled extensions (``_CXX``: CDF tables for ``update()``; ``ans``: the
+rANS coder its entropy models construct) are never used by our models, which
+code with constriction and build their own tables. Where they cannot load (a
+GPU machine with another Python, where only compressai's Python sources are
+carried), stand-ins take their place that fail only if actually used.
 """
 
 from __future__ import annotations
@@ -49,6 +55,40 @@ class _DeferredModule(types.ModuleType):
         return getattr(real, attribute)
 
 
+class _MissingExtension(types.ModuleType):
+    """A compressai extension that does not load here: its functions raise when called and its
+    coder classes construct (compressai's entropy models build one) but raise when used."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(name)
+        self.reason = f"compressai's compiled {name} does not load here ({reason}); our codec never needs it"
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        reason = self.reason
+
+        class Unavailable:
+            def __init__(self, *args, **kwargs):
+                if not attribute[:1].isupper():  # a function: calling it is using it
+                    raise ImportError(reason)
+
+            def __getattr__(self, method: str):
+                raise ImportError(reason)
+
+        return Unavailable
+
+
+def _stand_in_for_missing_extensions() -> None:
+    for name in ("compressai._CXX", "compressai.ans"):
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            sys.modules[name] = _MissingExtension(name, str(exc))
+
+
 def _defer_scipy_stats() -> None:
     if "scipy.stats" in sys.modules:
         return
@@ -60,6 +100,7 @@ def _defer_scipy_stats() -> None:
 
 
 _register_bare_package()
+_stand_in_for_missing_extensions()
 _defer_scipy_stats()
 
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402

@@ -126,6 +126,7 @@ class Trainer:
         train_paths, held_out = split(list_images(s.dataset))
         self.sampler = CropSampler(train_paths, s.patch, seed=s.seed + self.rank, device=self.device)
         self.validation = validation_crops(held_out, s.validation_patch).to(self.device)
+        s.out.mkdir(parents=True, exist_ok=True)  # after the checks above: a refused run leaves nothing
         if s.init_from:
             self._init_from(s.init_from)
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
@@ -142,7 +143,6 @@ class Trainer:
         self.step = 0
         self.started = time.time()
         self.hours_before = 0.0
-        s.out.mkdir(parents=True, exist_ok=True)
         if s.resume and (s.out / CHECKPOINT).is_file():
             self._load_checkpoint(s.out / CHECKPOINT)
 
