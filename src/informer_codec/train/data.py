@@ -45,6 +45,24 @@ def load_rgb(path: Path, min_side: int) -> torch.Tensor | None:
         return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
 
 
+def _randint(high: int, generator: torch.Generator) -> int:
+    return int(torch.randint(high, (), generator=generator))
+
+
+def downscaled_crop(image: torch.Tensor, patch: int, generator: torch.Generator) -> torch.Tensor:
+    """A float (1, 3, patch, patch) crop in [0, 1] of a uint8 (3, H, W) photo: a region of
+    ``patch / scale`` pixels at a random position, for a random downscale in [0.5, 1], resized."""
+    h, w = image.shape[1:]
+    low = max(0.5, patch / min(h, w))
+    scale = low + (1.0 - low) * float(torch.rand((), generator=generator))
+    size = min(int(round(patch / scale)), h, w)
+    top, left = _randint(h - size + 1, generator), _randint(w - size + 1, generator)
+    region = image[:, top : top + size, left : left + size][None].float() / 255
+    if size != patch:
+        region = F.interpolate(region, size=(patch, patch), mode="bilinear", antialias=True)
+    return region.clamp_(0, 1)
+
+
 class CropSampler:
     """Random crops from photos held in memory, drawn from its own seeded generator."""
 
@@ -57,25 +75,13 @@ class CropSampler:
             raise ValueError(f"no photo is at least {patch} px on its shorter side")
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * float(torch.rand((), generator=self.generator))
-
-    def _randint(self, high: int) -> int:
-        return int(torch.randint(high, (), generator=self.generator))
-
     def crop(self) -> torch.Tensor:
-        """One float (3, patch, patch) crop in [0, 1]."""
-        image = self.images[self._randint(len(self.images))]
-        h, w = image.shape[1:]
-        scale = self._uniform(max(0.5, self.patch / min(h, w)), 1.0)
-        size = min(int(round(self.patch / scale)), h, w)
-        top, left = self._randint(h - size + 1), self._randint(w - size + 1)
-        region = image[:, top : top + size, left : left + size][None].float() / 255
-        if size != self.patch:
-            region = F.interpolate(region, size=(self.patch, self.patch), mode="bilinear", antialias=True)
-        if self._randint(2):
+        """One float (3, patch, patch) crop in [0, 1], flipped left-right half the time."""
+        image = self.images[_randint(len(self.images), self.generator)]
+        region = downscaled_crop(image, self.patch, self.generator)
+        if _randint(2, self.generator):
             region = region.flip(3)
-        return region[0].clamp_(0, 1)
+        return region[0]
 
     def batch(self, size: int) -> torch.Tensor:
         return torch.stack([self.crop() for _ in range(size)])

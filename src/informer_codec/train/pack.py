@@ -5,7 +5,7 @@ weights take 35) and has its own Python with torch but without compressai.
 So this writes, into one ignored folder:
 
 * ``train/``: one JPEG crop per training photo, from a random downscale in
-  [0.5, 1] (as :class:`~informer_codec.train.data.CropSampler` draws them), of
+  [0.5, 1] (:func:`~informer_codec.train.data.downscaled_crop`, as training draws them), of
   ``--size`` pixels: 818 photos at 256 px and quality 90 make about 20 MB;
 * ``compressai/``: compressai's ``.py`` files only; its compiled extensions are
   built for this machine's Python, and our models run without them (see
@@ -21,26 +21,10 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from informer_codec.train.data import list_images, load_rgb
-
-
-def crop_photo(image: torch.Tensor, size: int, generator: torch.Generator) -> np.ndarray:
-    """One (size, size, 3) uint8 crop of a (3, H, W) uint8 photo at a random downscale."""
-    h, w = image.shape[1:]
-    low = max(0.5, size / min(h, w))
-    scale = low + (1 - low) * float(torch.rand((), generator=generator))
-    region = min(int(round(size / scale)), h, w)
-    top = int(torch.randint(h - region + 1, (), generator=generator))
-    left = int(torch.randint(w - region + 1, (), generator=generator))
-    crop = image[:, top : top + region, left : left + region][None].float()
-    if region != size:
-        crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)
-    return crop[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+from informer_codec.train.data import downscaled_crop, list_images, load_rgb
 
 
 def pack_crops(dataset: Path, out: Path, size: int, quality: int, seed: int = 0) -> int:
@@ -53,7 +37,8 @@ def pack_crops(dataset: Path, out: Path, size: int, quality: int, seed: int = 0)
         if image is None:
             continue
         target = out / f"{path.stem}.jpg"
-        Image.fromarray(crop_photo(image, size, generator)).save(target, quality=quality, subsampling=0)
+        crop = downscaled_crop(image, size, generator)[0].mul(255).round().byte().permute(1, 2, 0)
+        Image.fromarray(crop.numpy()).save(target, quality=quality, subsampling=0)
         total += target.stat().st_size
     return total
 
