@@ -68,15 +68,17 @@ class _MissingExtension(types.ModuleType):
             raise AttributeError(attribute)
         reason = self.reason
 
-        class Unavailable:
-            def __init__(self, *args, **kwargs):
-                if not attribute[:1].isupper():  # a function: calling it is using it
-                    raise ImportError(reason)
+        def unavailable(*args, **kwargs):
+            raise ImportError(reason)
 
+        if not attribute[:1].isupper():
+            return unavailable  # a function (pmf_to_quantized_cdf): calling it is using it
+
+        class UnavailableCoder:  # RansEncoder/RansDecoder: built by every entropy model, never used by ours
             def __getattr__(self, method: str):
-                raise ImportError(reason)
+                return unavailable
 
-        return Unavailable
+        return UnavailableCoder
 
 
 def _stand_in_for_missing_extensions() -> None:
