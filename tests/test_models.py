@@ -29,6 +29,26 @@ def test_decoded_image_equals_encoder_reconstruction(model, size):
     assert torch.equal(decoded, model.synthesize(latents.y_hat, 60.0))
 
 
+def test_latents_decoded_side_by_side_equal_each_decoded_alone(model):
+    """Tiles of different shapes share the parameter path's passes, never each other's values."""
+    sizes = [(64, 128), (37, 53), (200, 131), (64, 64)]
+    coded = [model.compress(_pad(_image_tensor(h, w, seed=i), model.downsample), 70.0)
+             for i, (h, w) in enumerate(sizes)]
+    together = model.decode_latents(coded)
+    for latents, y_hat in zip(coded, together, strict=True):
+        assert torch.equal(y_hat, latents.y_hat)
+        assert torch.equal(model.decode_latents([latents])[0], y_hat)
+
+
+def test_one_corrupt_latent_among_several_is_reported(model):
+    coded = [model.compress(_pad(_image_tensor(64, 64, seed=i), model.downsample), 70.0) for i in range(3)]
+    damaged = bytearray(coded[1].latent)
+    damaged[len(damaged) // 2] ^= 0x04
+    coded[1].latent = bytes(damaged)
+    with pytest.raises(CorruptStreamError):
+        model.decode_latents(coded)
+
+
 def test_latents_round_trip_exactly_with_escapes(model):
     """Outliers far beyond the coder's alphabets still decode exactly (escape codes)."""
     x = _pad(_image_tensor(64, 64, seed=3), model.downsample)

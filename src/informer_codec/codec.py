@@ -18,6 +18,11 @@ CODED_CHUNKS = ("SIDE", "LATY")
 KNOWN_CHUNKS = CODED_CHUNKS + tuple(METADATA_CHUNKS.values())
 TILE_THRESHOLD = 2**21  # pixels; larger images are coded in tiles
 TILE_SIZE = 1024  # a multiple of both models' padding (64 and 16)
+# Tiles whose latents are decoded side by side: their wavefronts share the parameter path's
+# GEMMs (see LatentCodecModel.decode_latents), while pixels are still synthesised one tile at a
+# time. On a 2304x1536 image (6 tiles) this took Informer's decode from about 11 s to 7 s and
+# peak memory up by 50-65 MiB; 8 together measured no faster than 4.
+TILES_DECODED_TOGETHER = 4
 
 
 @dataclass
@@ -118,25 +123,28 @@ def decode(data: bytes, device: str = "cpu", limits: container.Limits | None = N
             f"(sha256 {header.weights_digest.hex()[:12]}..., loaded {digest.hex()[:12]}...)"
         )
     pixels = np.empty((header.height, header.width, 3), dtype=np.uint8)
-    for tile, (side, latent) in zip(header.tiles(), streams, strict=True):
-        x_hat = _decode_tile(net, tile, side, latent, header.quality, device)
-        pixels[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width] = (
-            to_pixels(x_hat, tile.width, tile.height)
-        )
+    tiles = list(zip(header.tiles(), streams, strict=True))
+    for first in range(0, len(tiles), TILES_DECODED_TOGETHER):
+        batch = tiles[first : first + TILES_DECODED_TOGETHER]
+        y_hats = net.decode_latents([_tile_latents(net, tile, *chunks) for tile, chunks in batch])
+        for (tile, _), y_hat in zip(batch, y_hats, strict=True):
+            x_hat = net.synthesize(y_hat, header.quality, device)  # one tile's pixels at a time
+            pixels[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width] = (
+                to_pixels(x_hat, tile.width, tile.height)
+            )
     return DecodeResult(pixels, header, time.perf_counter() - start, parsed.metadata())
 
 
-def _decode_tile(net, tile: container.Tile, side: bytes, latent: bytes, quality: float, device: str):
-    """The padded reconstruction (1, 3, H', W') of one tile from its two chunks."""
+def _tile_latents(net, tile: container.Tile, side: bytes, latent: bytes):
+    """A tile's two chunks as the model's CompressedLatents."""
     from informer_codec.models import CompressedLatents
 
     checksum, words = container.unpack_latent(latent)
     ds = net.downsample
     padded_h, padded_w = -(-tile.height // ds) * ds, -(-tile.width // ds) * ds
-    latents = CompressedLatents(
+    return CompressedLatents(
         side=side, latent=words, latent_shape=(padded_h // 16, padded_w // 16), checksum=checksum
     )
-    return net.decompress(latents, quality, device)
 
 
 def to_pixels(x_hat, width: int, height: int) -> np.ndarray:

@@ -280,18 +280,25 @@ class CrossAttentionBlock(nn.Module):
         return weights
 
     def exact_forward(
-        self, queries: Tensor, kv: dict[str, Tensor], w: dict, tables: dict[str, Tensor]
+        self, queries: Tensor, kv: list[tuple[dict[str, Tensor], int]], w: dict, tables: dict[str, Tensor]
     ) -> Tensor:
-        """The block on the grid: queries (n, D) against one image's keys/values (Nk, D)."""
-        n, d = queries.shape
-        head = d // self.heads
+        """The block on the grid: queries (n, D), the first ``count`` rows attending to the
+        first image's keys/values (Nk, D), the next ``count`` to the second's, and so on."""
         q = exact.linear(exact.layer_norm(queries, *w["norm_q"]), *w["q"])
+        parts = q.split([count for _, count in kv])
+        attended = [self._exact_attend(part, keys, tables) for part, (keys, _) in zip(parts, kv, strict=True)]
+        attended = attended[0] if len(attended) == 1 else torch.cat(attended)
+        x = exact.to_grid(queries + exact.linear(attended, *w["proj"]))
+        hidden = exact.gelu(exact.linear(exact.layer_norm(x, *w["norm_mlp"]), *w["fc1"]), tables["cdf"])
+        return exact.to_grid(x + exact.linear(hidden, *w["fc2"]))
+
+    def _exact_attend(self, q: Tensor, kv: dict[str, Tensor], tables: dict[str, Tensor]) -> Tensor:
+        """Multi-head attention of projected queries (n, D) to one image's keys and values."""
+        n, d = q.shape
+        head = d // self.heads
         q = q.reshape(n, self.heads, head).transpose(0, 1)  # (H, n, head)
         k = kv["k"].reshape(-1, self.heads, head).transpose(0, 1)  # (H, Nk, head)
         v = kv["v"].reshape(-1, self.heads, head).transpose(0, 1)
         logits = exact.to_grid((q @ k.transpose(1, 2)) * (1.0 / math.sqrt(head)))
         probs = exact.softmax(logits, tables["exp"])
-        attended = exact.to_grid(probs @ v).transpose(0, 1).reshape(n, d)
-        x = exact.to_grid(queries + exact.linear(attended, *w["proj"]))
-        hidden = exact.gelu(exact.linear(exact.layer_norm(x, *w["norm_mlp"]), *w["fc1"]), tables["cdf"])
-        return exact.to_grid(x + exact.linear(hidden, *w["fc2"]))
+        return exact.to_grid(probs @ v).transpose(0, 1).reshape(n, d)

@@ -100,9 +100,10 @@ class Informer(LatentCodecModel):
         kv = self.ca_s.exact_keys_values(tokens)
         return ExactSide(psi=psi, context={"kv": kv}, symbols=symbols)
 
-    def _exact_context(self, phi: Tensor, side: ExactSide) -> Tensor:
+    def _exact_context(self, phi: Tensor, sides: list[tuple[ExactSide, int]]) -> Tensor:
         weights = self._exact()
-        return self.ca_s.exact_forward(phi, side.context["kv"], weights["ca_s"], weights["lut"])
+        kv = [(side.context["kv"], count) for side, count in sides]
+        return self.ca_s.exact_forward(phi, kv, weights["ca_s"], weights["lut"])
 
     @staticmethod
     def _round(t: Tensor) -> Tensor:
