@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from functools import partial
 
@@ -13,6 +14,7 @@ from PIL import Image
 from conftest import random_image, run_cli
 from informer_codec.cli import main
 from informer_codec.cli_batch import (
+    Batch,
     DecodeSettings,
     EncodeSettings,
     decode_file,
@@ -45,7 +47,7 @@ def test_a_pool_reports_one_failure_and_finishes_the_rest(tiny_weights, inputs, 
 
 def test_shard_picks_every_nth_input_and_shows_progress_when_asked(tiny_weights, inputs, tmp_path):
     out = tmp_path / "out"
-    result = run_cli("encode", *inputs, "-o", out, "--shard", "1/2", "--json", "--progress")
+    result = run_cli("encode", *inputs, "-o", out, "--shard", "1/2", "--json", "--progress", "--threads", "1")
     assert result.returncode == 0, result.stderr.decode()
     assert [json.loads(line)["input"] for line in result.stdout.decode().splitlines()] == [str(inputs[1])]
     assert [p.name for p in out.iterdir()] == ["b.inf"]
@@ -60,7 +62,30 @@ def test_shard_selection_and_its_usage_errors(tmp_path):
     for bad in ("2/2", "-1/2", "0/0", "1", "a/b", "1/2/3"):
         result = CliRunner().invoke(main, ["encode", "x.png", "-o", str(tmp_path), "--shard", bad])
         assert result.exit_code == 2, (bad, result.output)
-    assert CliRunner().invoke(main, ["decode", "x.inf", "-o", str(tmp_path), "--jobs", "0"]).exit_code == 2
+    for bad in (["--jobs", "0"], ["--threads", "-1"]):
+        assert CliRunner().invoke(main, ["decode", "x.inf", "-o", str(tmp_path), *bad]).exit_code == 2
+
+
+def _threads_used(source: str, target: str) -> dict:
+    import torch
+
+    return {"threads": torch.get_num_threads()}
+
+
+HALF_THE_CORES = max(1, (os.cpu_count() or 1) // 2)
+
+
+@pytest.mark.parametrize("jobs, threads, expected", [(1, 1, 1), (2, 1, 1), (2, 0, HALF_THE_CORES)])
+def test_threads_sets_the_torch_threads_of_each_process(capsys, jobs, threads, expected):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        Batch(True, True, [("a", "x"), ("b", "y")], jobs=jobs, threads=threads).each(_threads_used)
+    finally:
+        torch.set_num_threads(before)
+    reported = [json.loads(line)["threads"] for line in capsys.readouterr().out.splitlines()]
+    assert reported == [expected, expected]
 
 
 def test_per_file_work_pickles_for_worker_processes():

@@ -94,6 +94,10 @@ def _common_options(f):
     f = click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Worker processes, each with cores/JOBS torch threads; with more than one, "
                           "files are reported as they finish.")(f)
+    f = click.option("--threads", type=click.IntRange(min=0), default=0,
+                     help="torch threads per process [default: all cores, or cores/JOBS with --jobs]. "
+                          "Running several informer commands at once (xargs -P, GNU parallel)? Give "
+                          "each --threads 1.")(f)
     f = click.option("--shard", metavar="I/N", default=None, callback=_parse_shard,
                      help="Process only the inputs whose 0-based position in the argument list is I "
                           "mod N (one share of a collection split across machines).")(f)
@@ -103,13 +107,13 @@ def _common_options(f):
     return _device_option(f)
 
 
-def _batch(paths, out_dir, suffix: str, quiet: bool, as_json: bool, jobs: int, shard, progress):
+def _batch(paths, out_dir, suffix: str, quiet: bool, as_json: bool, jobs: int, threads: int, shard, progress):
     """The (input, output) pairs of this run (this shard's share), ready to process."""
     from informer_codec.cli_batch import Batch, select_shard
     from informer_codec.cli_io import plan_outputs
 
     pairs = select_shard(plan_outputs(paths, out_dir, suffix), shard)
-    return Batch(quiet, as_json, pairs, jobs=jobs, progress=progress)
+    return Batch(quiet, as_json, pairs, jobs=jobs, progress=progress, threads=threads)
 
 
 def _check_device(device: str) -> None:
@@ -127,8 +131,8 @@ def _check_device(device: str) -> None:
 @click.option("--model", type=click.Choice(["informer", "mbt2018"]), default="informer", show_default=True)
 @click.option("--strip", is_flag=True, help="Drop the ICC profile and EXIF (kept by default).")
 @_common_options
-def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, jobs, shard, progress,
-           device) -> None:
+def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, jobs, threads, shard,
+           progress, device) -> None:
     """Compress images: `informer encode IN OUT` or `informer encode IN... -o DIR`.
 
     \b
@@ -141,14 +145,14 @@ def encode(paths, quality, model, strip, out_dir, quiet, as_json, max_pixels, jo
     from informer_codec.cli_batch import EncodeSettings, encode_file
 
     _check_device(device)
-    batch = _batch(paths, out_dir, ".inf", quiet, as_json, jobs, shard, progress)
+    batch = _batch(paths, out_dir, ".inf", quiet, as_json, jobs, threads, shard, progress)
     batch.each(partial(encode_file, EncodeSettings(model, quality, strip, max_pixels, device)))
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="INPUT... [OUTPUT]")
 @_common_options
-def decode(paths, out_dir, quiet, as_json, max_pixels, jobs, shard, progress, device) -> None:
+def decode(paths, out_dir, quiet, as_json, max_pixels, jobs, threads, shard, progress, device) -> None:
     """Decompress .inf files: `informer decode IN OUT` or `informer decode IN... -o DIR`.
 
     The output format follows OUTPUT's extension (.png, .tif, .bmp, .ppm, .jpg,
@@ -157,7 +161,7 @@ def decode(paths, out_dir, quiet, as_json, max_pixels, jobs, shard, progress, de
     from informer_codec.cli_batch import DecodeSettings, decode_file
 
     _check_device(device)
-    batch = _batch(paths, out_dir, ".png", quiet, as_json, jobs, shard, progress)
+    batch = _batch(paths, out_dir, ".png", quiet, as_json, jobs, threads, shard, progress)
     batch.each(partial(decode_file, DecodeSettings(max_pixels, device)))
 
 
