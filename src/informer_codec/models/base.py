@@ -30,6 +30,7 @@ from informer_codec.models.blocks import (
     GainUnits,
     PaddedLatent,
     analysis_transform,
+    cat_rows,
     exact_mlp,
     synthesis_transform,
 )
@@ -108,11 +109,6 @@ class _LatentDecoding:
     def positions(self, step: int) -> Positions:
         rows, cols = self.steps[step]
         return Positions(self.padded, rows, cols, self.side, self.projected)
-
-
-def _cat(parts: list[Tensor]) -> Tensor:
-    """torch.cat, without the copy when there is a single part."""
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def wavefronts(h: int, w: int) -> list[tuple[Tensor, Tensor]]:
@@ -281,11 +277,11 @@ class LatentCodecModel(nn.Module):
         give each image exactly the values it would get alone.
         """
         weights = self._exact()
-        hoods = _cat([g.padded.neighbourhoods(g.rows, g.cols) for g in groups])
+        hoods = cat_rows([g.padded.neighbourhoods(g.rows, g.cols) for g in groups])
         phi = exact.linear(hoods, *weights["context"])
         phi = self._exact_context(phi, [(g.side, len(g)) for g in groups])
         # copies (indexing), so safe to add into
-        first = _cat([g.projected[g.rows * g.padded.width + g.cols] for g in groups])
+        first = cat_rows([g.projected[g.rows * g.padded.width + g.cols] for g in groups])
         first.addmm_(phi, weights["parameters_phi"].T)
         hidden = exact.leaky_relu(exact.to_grid_(first))
         params = exact_mlp(hidden, weights["parameters_rest"])

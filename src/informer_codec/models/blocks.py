@@ -209,6 +209,11 @@ class EntropyParameters(nn.Module):
         return [exact_linear_weights(layer) for layer in self.layers]
 
 
+def cat_rows(parts: list[Tensor]) -> Tensor:
+    """torch.cat of row blocks (one per image), without the copy when there is only one."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def exact_linear_weights(layer: nn.Module) -> tuple[Tensor, Tensor]:
     """Grid weights (out, in) and bias of a Linear or 1x1 Conv2d."""
     w = exact.weight(layer.weight.reshape(layer.weight.shape[0], -1))
@@ -285,9 +290,8 @@ class CrossAttentionBlock(nn.Module):
         """The block on the grid: queries (n, D), the first ``count`` rows attending to the
         first image's keys/values (Nk, D), the next ``count`` to the second's, and so on."""
         q = exact.linear(exact.layer_norm(queries, *w["norm_q"]), *w["q"])
-        parts = q.split([count for _, count in kv])
-        attended = [self._exact_attend(part, keys, tables) for part, (keys, _) in zip(parts, kv, strict=True)]
-        attended = attended[0] if len(attended) == 1 else torch.cat(attended)
+        parts = zip(q.split([count for _, count in kv]), kv, strict=True)
+        attended = cat_rows([self._exact_attend(part, keys, tables) for part, (keys, _) in parts])
         x = exact.to_grid(queries + exact.linear(attended, *w["proj"]))
         hidden = exact.gelu(exact.linear(exact.layer_norm(x, *w["norm_mlp"]), *w["fc1"]), tables["cdf"])
         return exact.to_grid(x + exact.linear(hidden, *w["fc2"]))
