@@ -39,6 +39,24 @@ def test_in_place_rounding_matches_the_copying_one():
     assert exact.to_grid_(x).data_ptr() == x.data_ptr()
 
 
+def test_gelu_lookup_equals_its_definition_bit_for_bit():
+    """Every grid input in the table's range, beyond both ends, and the signs of zeros."""
+    cdf = exact.build_cdf_table()
+    table = exact.build_gelu_table(cdf)
+    inside = torch.arange(-exact.LUT_SIZE + 1, exact.LUT_SIZE, dtype=torch.float64) / 2**exact.ACT_BITS
+    beyond = torch.tensor([-exact.ACT_LIMIT, -1000.0, -16.0009765625, 16.0009765625, 123.5, exact.ACT_LIMIT])
+    x = torch.cat([inside, beyond, _grid_values((4000,), exact.ACT_BITS, 9.0, 5)])
+    fast, reference = exact.gelu(x.clone(), table), exact.gelu_reference(x.clone(), cdf)
+    assert torch.equal(fast.view(torch.int64), reference.view(torch.int64))
+
+
+def test_gelu_table_refuses_a_cdf_table_that_does_not_reach_0_and_1():
+    cdf = exact.build_cdf_table()
+    cdf[-1] -= 1
+    with pytest.raises(ValueError):
+        exact.build_gelu_table(cdf)
+
+
 @pytest.mark.parametrize("inverse", [False, True])
 def test_gdn_inference_path_computes_compressais_function(inverse):
     torch.manual_seed(0)
@@ -51,3 +69,18 @@ def test_gdn_inference_path_computes_compressais_function(inverse):
     reference = super(GDN, gdn).forward(x).detach()  # autograd on: CompressAI's forward
     assert fast.shape == x.shape
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_gdn_in_place_writes_the_same_bits_over_its_input(inverse):
+    torch.manual_seed(1)
+    copying, overwriting = GDN(16, inverse=inverse), GDN(16, inverse=inverse, in_place=True)
+    with torch.no_grad():
+        copying.gamma.add_(torch.rand_like(copying.gamma) * 0.1)
+        overwriting.load_state_dict(copying.state_dict())
+        x = (torch.rand(1, 16, 70, 90) + 0.05).contiguous(memory_format=torch.channels_last)
+        expected = copying(x)
+        assert expected.data_ptr() != x.data_ptr()  # the default leaves its input alone
+        result = overwriting(x)
+    assert result.data_ptr() == x.data_ptr()
+    assert torch.equal(result, expected)

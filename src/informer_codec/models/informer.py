@@ -88,7 +88,10 @@ class Informer(LatentCodecModel):
         weights["local_h_s"] = [exact_linear_weights(layer) for layer in self.local_h_s[::2]]
         weights["global_h_s"] = exact_linear_weights(self.global_h_s)
         weights["ca_s"] = self.ca_s.exact_weights()
-        weights["lut"] = {"exp": self.exp_table.cpu().double(), "cdf": self.cdf_table.cpu().double()}
+        weights["lut"] = {
+            "exp": self.exp_table.cpu().double(),
+            "gelu": exact.build_gelu_table(self.cdf_table.cpu().double()),
+        }
         weights["z_l"] = self.tables["z_l"].coder_models()
         weights["z_g"] = self.tables["z_g"].coder_models()
         return weights
