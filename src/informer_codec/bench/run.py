@@ -240,7 +240,7 @@ def run_bench(settings: BenchSettings) -> dict[str, Path]:
     if settings.speed and settings.models:
         from informer_codec.bench import speed
 
-        speed_markdown = speed.report(settings.images[0], pixels[0], settings.models)
+        speed_markdown = speed.report_in_fresh_process(settings.images[0], settings.models)
         print(speed_markdown)
         written["speed"] = out / "speed.md"
         written["speed"].write_text(speed_markdown)
