@@ -57,6 +57,15 @@ def _clip(symbols: np.ndarray, top: np.ndarray | int) -> tuple[np.ndarray, np.nd
     return clipped.astype(np.int32), excess
 
 
+def _segment_ends(escaped: np.ndarray, count: int, group_ends: np.ndarray | None) -> list[int]:
+    """Ends of the groups that hold an escape, then ``count``: where coding must stop for escapes."""
+    if group_ends is None or not escaped.any():
+        return [count]
+    holding = np.unique(np.searchsorted(group_ends, np.flatnonzero(escaped), side="right"))
+    ends = [int(group_ends[g]) for g in holding]
+    return ends if ends[-1] == count else [*ends, count]
+
+
 class StreamEncoder:
     """Appends symbols to one range-coded stream."""
 
@@ -70,13 +79,26 @@ class StreamEncoder:
             self._coder.encode(clipped, model)
             self._encode_excess(excess[(clipped == 0) | (clipped == tables.top[c])])
 
-    def encode_gaussian(self, values: np.ndarray, means: np.ndarray, scales: np.ndarray) -> None:
-        """Integer-valued ``values`` (float or int arrays) with per-symbol Gaussian models."""
+    def encode_gaussian(self, values: np.ndarray, means: np.ndarray, scales: np.ndarray,
+                        group_ends: np.ndarray | None = None) -> None:
+        """Integer-valued ``values`` (float or int arrays) with per-symbol Gaussian models.
+
+        ``group_ends``: where the groups the decoder reads one call at a time end
+        (the wavefronts); the escapes of a group follow it. A queue coder's output
+        does not depend on how symbols are split into calls, so groups without
+        escapes are coded together, and the stream is what one call per group writes.
+        """
         offsets = np.round(means)
         symbols = values.astype(np.int64) - offsets.astype(np.int64) + GAUSSIAN_RADIUS
         clipped, excess = _clip(symbols, 2 * GAUSSIAN_RADIUS)
-        self._coder.encode(clipped - GAUSSIAN_RADIUS, _GAUSSIAN, means - offsets, scales)
-        self._encode_excess(excess[(clipped == 0) | (clipped == 2 * GAUSSIAN_RADIUS)])
+        escaped = (clipped == 0) | (clipped == 2 * GAUSSIAN_RADIUS)
+        fractions = means - offsets
+        start = 0
+        for end in _segment_ends(escaped, len(symbols), group_ends):
+            self._coder.encode(clipped[start:end] - GAUSSIAN_RADIUS, _GAUSSIAN, fractions[start:end],
+                               scales[start:end])
+            self._encode_excess(excess[start:end][escaped[start:end]])
+            start = end
 
     def _encode_excess(self, excess: np.ndarray) -> None:
         """Elias-gamma: the bit length of excess+1, then its low bits in 16-bit pieces."""

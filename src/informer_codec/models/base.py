@@ -242,12 +242,13 @@ class LatentCodecModel(nn.Module):
         mu, sigma = self._encoder_parameters(y_hat, side)
         latent_encoder = coder.StreamEncoder()
         h, w = y_hat.shape[1:]
+        steps = wavefronts(h, w)
+        order = torch.cat([rows * w + cols for rows, cols in steps])  # the decoder's order
+        group_ends = np.cumsum([len(rows) for rows, _ in steps]) * y_hat.shape[0]
         values = y_hat.reshape(y_hat.shape[0], -1).T  # (h*w, M)
-        for rows, cols in wavefronts(h, w):
-            idx = rows * w + cols
-            latent_encoder.encode_gaussian(
-                values[idx].numpy().ravel(), mu[idx].numpy().ravel(), sigma[idx].numpy().ravel()
-            )
+        latent_encoder.encode_gaussian(
+            values[order].numpy().ravel(), mu[order].numpy().ravel(), sigma[order].numpy().ravel(), group_ends
+        )
         return CompressedLatents(
             side=side_encoder.finish(),
             latent=latent_encoder.finish(),
