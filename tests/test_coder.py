@@ -26,27 +26,26 @@ def test_gaussian_round_trip_including_far_outliers():
     assert np.array_equal(decoded, values.astype(np.int64))
 
 
-
 def test_grouped_encoding_writes_what_one_call_per_group_writes():
     """The encoder codes escape-free groups in one call; the decoder still reads group by group."""
     rng = np.random.default_rng(1)
-    sizes = [7, 30, 1, 12, 50, 9]
-    ends = np.cumsum(sizes)
+    ends = np.cumsum([7, 30, 1, 12, 50, 9])
+    groups = list(zip([0, *ends[:-1]], ends, strict=True))
     means = rng.normal(0, 5, ends[-1])
     scales = rng.uniform(0.11, 20, ends[-1])
     values = np.round(means + rng.normal(0, 1, ends[-1]) * scales)
     values[[10, 40, 99]] = [5000, -3000, 2**21]  # escapes in groups 1, 1 and 5 (the last)
     per_group = coder.StreamEncoder()
-    for start, end in zip([0, *ends[:-1]], ends, strict=True):
+    for start, end in groups:
         per_group.encode_gaussian(values[start:end], means[start:end], scales[start:end])
     grouped = coder.StreamEncoder()
     grouped.encode_gaussian(values, means, scales, ends)
     data = grouped.finish()
     assert data == per_group.finish()
     decoder = coder.StreamDecoder(data)
-    decoded = [decoder.decode_gaussian(means[start:end], scales[start:end])
-               for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    decoded = [decoder.decode_gaussian(means[start:end], scales[start:end]) for start, end in groups]
     assert np.array_equal(np.concatenate(decoded), values.astype(np.int64))
+
 
 def test_table_round_trip_with_escapes_at_both_ends():
     tables = _tables()

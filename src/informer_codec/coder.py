@@ -57,6 +57,11 @@ def _clip(symbols: np.ndarray, top: np.ndarray | int) -> tuple[np.ndarray, np.nd
     return clipped.astype(np.int32), excess
 
 
+def _escapes(clipped: np.ndarray, top: np.ndarray | int) -> np.ndarray:
+    """Which clipped symbols are escapes: the alphabet's first or last, followed by an excess."""
+    return (clipped == 0) | (clipped == top)
+
+
 def _segment_ends(escaped: np.ndarray, count: int, group_ends: np.ndarray | None) -> list[int]:
     """Ends of the groups that hold an escape, then ``count``: where coding must stop for escapes."""
     if group_ends is None or not escaped.any():
@@ -77,7 +82,7 @@ class StreamEncoder:
         for c, model in enumerate(tables.models):
             clipped, excess = _clip(symbols[c].astype(np.int64) - tables.lo[c], tables.top[c])
             self._coder.encode(clipped, model)
-            self._encode_excess(excess[(clipped == 0) | (clipped == tables.top[c])])
+            self._encode_excess(excess[_escapes(clipped, tables.top[c])])
 
     def encode_gaussian(self, values: np.ndarray, means: np.ndarray, scales: np.ndarray,
                         group_ends: np.ndarray | None = None) -> None:
@@ -91,7 +96,7 @@ class StreamEncoder:
         offsets = np.round(means)
         symbols = values.astype(np.int64) - offsets.astype(np.int64) + GAUSSIAN_RADIUS
         clipped, excess = _clip(symbols, 2 * GAUSSIAN_RADIUS)
-        escaped = (clipped == 0) | (clipped == 2 * GAUSSIAN_RADIUS)
+        escaped = _escapes(clipped, 2 * GAUSSIAN_RADIUS)
         fractions = means - offsets
         start = 0
         for end in _segment_ends(escaped, len(symbols), group_ends):
@@ -151,7 +156,7 @@ class StreamDecoder:
         return symbols - GAUSSIAN_RADIUS + offsets.astype(np.int64)
 
     def _apply_excess(self, clipped: np.ndarray, top: int) -> np.ndarray:
-        at_end = np.flatnonzero((clipped == 0) | (clipped == top))
+        at_end = np.flatnonzero(_escapes(clipped, top))
         if at_end.size == 0:
             return clipped
         excess = self._decode_excess(at_end.size)

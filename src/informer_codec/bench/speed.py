@@ -182,8 +182,8 @@ def report_in_fresh_process(image: Path, models: list[str]) -> str:
     """:func:`report` run by a new Python process, whose markdown is returned.
 
     Timings taken after the rate-distortion sweep in the same process came out
-    slower and noisier (Informer's decode of kodim01: 1.29 s there, 0.87 s in a
-    fresh process the next day, machine idle both times), so the section runs where
+    slower (Informer's decode of kodim01: 1.29 s there, 0.87 s in a fresh process
+    the next day, same code and weights, machine idle both times), so the section runs where
     nothing else has run before it, ours and CompressAI's side by side.
     """
     command = [sys.executable, "-m", "informer_codec.bench.speed", str(image), ",".join(models)]
