@@ -12,12 +12,20 @@ KODAK ?= ../shared/data/kodak
 
 setup: $(STAMP)
 
+# Every install is pinned by constraints.txt and retried up to three times: a download cut off
+# mid-way (seen once in CI) then costs a retry, not the run.
+PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
+THIS_PACKAGE := -e '.[dev,bench]'
+define retry
+for attempt in 1 2 3; do $(1) && break; [ $$attempt = 3 ] && exit 1; echo "retrying: $(1)"; sleep 15; done
+endef
+
 # torch first, pinned: on this machine 2.14.1 and torchvision 0.29.1 install from local disk.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(call retry,$(PY) -m pip install -q pip==26.2.1)
+	$(call retry,$(PIP_INSTALL) torch==2.14.1 torchvision==0.29.1)
+	$(call retry,$(PIP_INSTALL) $(THIS_PACKAGE))
 	touch $(STAMP)
 
 demo: $(STAMP)
