@@ -44,6 +44,8 @@ def main() -> None:
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
 @click.option("--validate-every", type=int, default=500, show_default=True)
+@click.option("--ema-decay", type=float, default=0.999, show_default=True,
+              help="Decay of the weight average that export ships (0: none).")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the hardware has it).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where training runs (auto: a CUDA GPU if torch sees one; under torchrun, one per rank).")
@@ -62,11 +64,12 @@ def train(**options) -> None:
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--ship", is_flag=True, help="Record the digest as the shipped weights of this model.")
-def export(checkpoint: Path, weights: Path, ship: bool) -> None:
-    """Freeze a training checkpoint into a compact weights file."""
+@click.option("--live", is_flag=True, help="Export the live weights, not the checkpoint's weight average.")
+def export(checkpoint: Path, weights: Path, ship: bool, live: bool) -> None:
+    """Freeze a training checkpoint (its weight average, if it has one) into a compact weights file."""
     from informer_codec.train.loop import export as run_export
 
-    digest = run_export(checkpoint, weights, record=ship)
+    digest = run_export(checkpoint, weights, record=ship, live=live)
     click.echo(f"{weights}: sha256 {digest.hex()}", err=True)
 
 

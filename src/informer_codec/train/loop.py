@@ -4,7 +4,9 @@ Loss = lambda(q) * 255^2 * MSE + bpp, with a quality q drawn uniformly in
 [0, 100] per crop, so one model learns the whole rate range (gain units).
 Adam for the networks, a second Adam for the bottlenecks' quantiles, gradient
 clipping at 1, and a learning rate that warms up then decays on a cosine:
-a pure function of the step, so resuming needs no scheduler state.
+a pure function of the step, so resuming needs no scheduler state. An
+exponential moving average of the weights rides along; it is validated beside
+the live weights and is what ``export`` freezes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class TrainSettings:
     log_every: int = 25
     seed: int = 777
     threads: int = 0
+    ema_decay: float = 0.999  # 0: no weight average
     bf16: bool | None = None  # None: on where the hardware has it (CUDA, AMX or AVX512-BF16)
     device: str = "auto"  # auto: CUDA when torch sees a GPU, else the CPU
 
@@ -103,6 +106,40 @@ def _psnr(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
+class WeightAverage:
+    """Exponential moving average of a model's floating-point weights (Polyak averaging).
+
+    Why: at a learning rate high enough to keep improving, SGD's weights jitter
+    around where the loss is falling; their running mean sits nearer to it. Here
+    the mean of two checkpoints 12 minutes apart beat both on the held-out crops
+    (session 6), which is the same effect taken twice. The decay ramps up as
+    ``(1 + t) / (10 + t)`` over the first updates, so a short run's average is
+    not dominated by its initial weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        live = model.state_dict()
+        self._float_pairs = [(self.state[k], live[k]) for k in self.state if live[k].is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        averaged, live = zip(*self._float_pairs, strict=True)
+        torch._foreach_lerp_(list(averaged), list(live), 1 - decay)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "updates": self.updates, "state": self.state}
+
+    def load_state_dict(self, saved: dict) -> None:
+        for k, v in saved["state"].items():
+            self.state[k].copy_(v)
+        self.updates = saved["updates"]
+
+
 class Trainer:
     """Owns the model, optimisers, data and checkpoints of one run."""
 
@@ -140,6 +177,7 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=ids, find_unused_parameters=True
             )
+        self.average = WeightAverage(self.model, s.ema_decay) if s.ema_decay else None
         self.step = 0
         self.started = time.time()
         self.hours_before = 0.0
@@ -173,6 +211,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "aux_optimizer": self.aux_optimizer.state_dict(),
+            "average": self.average.state_dict() if self.average else None,
             "step": self.step,
             "hours": self.hours_before + (time.time() - self.started) / 3600,
             "config": asdict(self.model.config),
@@ -193,6 +232,10 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        if self.average and state.get("average"):
+            self.average.load_state_dict(state["average"])
+        elif self.average:  # a checkpoint from before the average: it starts from these weights
+            self.average = WeightAverage(self.model, self.s.ema_decay)
         self.step = state["step"]
         self.hours_before = state.get("hours", 0.0)
         torch.set_rng_state(state["rng"]["torch"])
@@ -219,17 +262,20 @@ class Trainer:
         aux = self.model.aux_loss()
         aux.backward()
         self.aux_optimizer.step()
+        if self.average:
+            self.average.update(self.model)
         self.step += 1
         return {k: float(v.detach()) for k, v in metrics.items()} | {"aux": float(aux.detach())}
 
     @torch.no_grad()
-    def validate(self) -> dict:
+    def validate(self, model: LatentCodecModel | None = None) -> dict:
         """bpp (likelihood estimate) and PSNR on the held-out crops at three qualities."""
-        self.model.eval()
+        model = model or self.model
+        model.eval()
         results = {}
         for q in VALIDATION_QUALITIES:
             quality = torch.full((len(self.validation),), q, device=self.device)
-            m = rate_distortion(self.model, self.validation, quality, self.s.bf16)
+            m = rate_distortion(model, self.validation, quality, self.s.bf16)
             results[q] = (float(m["bpp"]), _psnr(float(m["mse"])), float(m["loss"]))
         return results
 
@@ -261,19 +307,32 @@ class Trainer:
                 last_save = time.time()
         bar.close()
 
+    def averaged_model(self) -> LatentCodecModel:
+        """A copy of the model holding the weight average."""
+        model = build_model(self.model.config)
+        model.load_state_dict(self.average.state)
+        return model.to(self.device, memory_format=torch.channels_last)
+
     def log_validation(self) -> None:
-        v = self.validate()
-        parts = [f"q{q:.0f} bpp {b:.4f} psnr {p:.2f} loss {lo:.4f}" for q, (b, p, lo) in v.items()]
-        self.log(f"val step {self.step} " + " | ".join(parts))
+        """One ``val`` line for the live weights and, with an average, one ``val-avg`` line."""
+        runs = [("val", self.model)] + ([("val-avg", self.averaged_model())] if self.average else [])
+        for label, model in runs:
+            v = self.validate(model)
+            parts = [f"q{q:.0f} bpp {b:.4f} psnr {p:.2f} loss {lo:.4f}" for q, (b, p, lo) in v.items()]
+            self.log(f"{label} step {self.step} " + " | ".join(parts))
 
 
-def export(checkpoint: Path, out: Path, record: bool = False) -> bytes:
-    """Write a frozen fp16 weights file from a training checkpoint; returns its sha256."""
+def export(checkpoint: Path, out: Path, record: bool = False, live: bool = False) -> bytes:
+    """Write a frozen fp16 weights file from a training checkpoint; returns its sha256.
+
+    The checkpoint's weight average is exported when it has one, unless ``live``.
+    """
     from informer_codec.weights import record_shipped, save_file
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = build_model(ModelConfig(**state["config"]))
-    model.load_state_dict(state["model"])
+    average = state.get("average")
+    model.load_state_dict(state["model"] if live or not average else average["state"])
     digest = save_file(model, out)
     if record:
         record_shipped(model.config.name, digest)
