@@ -106,7 +106,7 @@ def test_gpu_pack_writes_one_crop_per_large_enough_photo_and_compressai_sources(
     assert not list((tmp_path / "pack" / "compressai").rglob("*.so"))
 
 
-def test_weight_average_resumes_exactly_and_is_what_export_ships(tmp_path):
+def test_weight_average_survives_a_kill_and_resume_and_is_what_export_ships(tmp_path):
     from informer_codec.train.loop import Trainer, export
     from informer_codec.weights import load_file
 

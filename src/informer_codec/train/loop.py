@@ -109,10 +109,10 @@ def _psnr(mse: float) -> float:
 class WeightAverage:
     """Exponential moving average of a model's floating-point weights (Polyak averaging).
 
-    Why: at a learning rate high enough to keep improving, SGD's weights jitter
-    around where the loss is falling; their running mean sits nearer to it. Here
-    the mean of two checkpoints 12 minutes apart beat both on the held-out crops
-    (session 6), which is the same effect taken twice. The decay ramps up as
+    Why: with batches of 8 crops, Adam's weights jitter from step to step around
+    where the loss is falling; their running mean sits nearer to it. On the
+    held-out crops the average beat the live weights at q50 and q100 at every
+    validation of two runs (docs/training.md, session 7). The decay ramps up as
     ``(1 + t) / (10 + t)`` over the first updates, so a short run's average is
     not dominated by its initial weights.
     """
