@@ -121,14 +121,15 @@ class WeightAverage:
         self.decay = decay
         self.updates = 0
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        live = model.state_dict()
-        self._float_pairs = [(self.state[k], live[k]) for k in self.state if live[k].is_floating_point()]
+        live = model.state_dict()  # views of the parameters and buffers: they follow training
+        floats = [k for k in self.state if live[k].is_floating_point()]
+        self._averaged = [self.state[k] for k in floats]
+        self._live = [live[k] for k in floats]
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self) -> None:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        averaged, live = zip(*self._float_pairs, strict=True)
-        torch._foreach_lerp_(list(averaged), list(live), 1 - decay)
+        torch._foreach_lerp_(self._averaged, self._live, 1 - decay)
         self.updates += 1
 
     def state_dict(self) -> dict:
@@ -263,14 +264,14 @@ class Trainer:
         aux.backward()
         self.aux_optimizer.step()
         if self.average:
-            self.average.update(self.model)
+            self.average.update()
         self.step += 1
         return {k: float(v.detach()) for k, v in metrics.items()} | {"aux": float(aux.detach())}
 
     @torch.no_grad()
     def validate(self, model: LatentCodecModel | None = None) -> dict:
         """bpp (likelihood estimate) and PSNR on the held-out crops at three qualities."""
-        model = model or self.model
+        model = self.model if model is None else model
         model.eval()
         results = {}
         for q in VALIDATION_QUALITIES:
