@@ -46,6 +46,9 @@ def main() -> None:
 @click.option("--validate-every", type=int, default=500, show_default=True)
 @click.option("--ema-decay", type=float, default=0.999, show_default=True,
               help="Decay of the weight average that export ships (0: none).")
+@click.option("--quantizer", type=click.Choice(["noise", "round"]), default="noise", show_default=True,
+              help="Training proxy for rounding: uniform noise, or round(y) with its real coding cost "
+                   "(straight-through; for fine-tuning).")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the hardware has it).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where training runs (auto: a CUDA GPU if torch sees one; under torchrun, one per rank).")
