@@ -126,6 +126,27 @@ def wavefronts(h: int, w: int) -> list[tuple[Tensor, Tensor]]:
     ]
 
 
+def round_straight_through(t: Tensor) -> Tensor:
+    """round(t), with the gradient of the identity."""
+    return t + (torch.round(t) - t).detach()
+
+
+def quantize_side(bottleneck: nn.Module, z: Tensor, quantizer: str) -> tuple[Tensor, Tensor]:
+    """(z_hat, likelihood) of hyper-latents (B, C, ...) under a factorized bottleneck.
+
+    ``"round"`` prices round(z), which the codec codes (its tables are centred on
+    the rounded median but cover whole integers), instead of the bottleneck's own
+    eval rounding about its non-integer medians.
+    """
+    if quantizer == "noise":
+        return bottleneck(z, training=True)
+    z_hat = round_straight_through(z)
+    per_channel = z_hat.transpose(0, 1)
+    likelihood, _, _ = bottleneck._likelihood(per_channel.reshape(per_channel.shape[0], 1, -1))
+    likelihood = bottleneck.likelihood_lower_bound(likelihood)
+    return z_hat, likelihood.reshape(per_channel.shape).transpose(0, 1)
+
+
 def latent_checksum(y_hat: Tensor, side_symbols: list[np.ndarray]) -> int:
     """CRC-32 of every coded symbol: a desync from any cause shows up here."""
     crc = zlib.crc32(y_hat.to(torch.int32).numpy().tobytes())
@@ -161,12 +182,12 @@ class LatentCodecModel(nn.Module):
     def forward(self, x: Tensor, quality: Tensor, quantizer: str | None = None) -> dict:
         """Reconstruction and likelihoods of every latent.
 
-        ``quantizer`` is how y becomes y_hat for the context, the synthesis and the rate:
+        ``quantizer`` is how y and the hyper-latents become what is coded:
 
-        * ``"noise"``: y plus uniform noise, the usual training proxy (the default in training);
-        * ``"round"``: round(y), which is what :meth:`compress` codes (the default in eval).
-          Its likelihood is the real coding cost, the Gaussian's mass over round(y)'s
-          integer bin with no mean shift; in training the gradient passes straight through.
+        * ``"noise"``: plus uniform noise, the usual training proxy (the default in training);
+        * ``"round"``: rounded, as :meth:`compress` codes them (the default in eval). The
+          likelihood is then the real coding cost, the mass over the integer bin with no
+          mean or median shift; in training the gradient passes straight through.
 
         The proxy and the real cost part where a confident mean sits between integers:
         on Kodak the real latent streams of noise-trained weights came out 2-67 % larger
@@ -177,12 +198,12 @@ class LatentCodecModel(nn.Module):
         if quantizer not in QUANTIZERS:
             raise ValueError(f"unknown quantizer '{quantizer}' (known: {', '.join(QUANTIZERS)})")
         y = self.gain.scale(self.g_a(x), quality)
-        psi, extra, likelihoods = self._side_forward(y)
+        psi, extra, likelihoods = self._side_forward(y, quantizer)
         y32 = y.float()
         if quantizer == "noise":
             y_tilde = self.gaussian.quantize(y32, "noise")
         else:
-            y_tilde = y32 + (torch.round(y32) - y32).detach()
+            y_tilde = round_straight_through(y32)
         phi = self._context_forward(self.context(y_tilde.to(y.dtype)), extra)
         params = self.entropy_parameters(torch.cat([psi, phi.to(psi.dtype)], dim=1))
         scales, means = params.float().chunk(2, dim=1)
@@ -203,7 +224,7 @@ class LatentCodecModel(nn.Module):
         """Loss of the entropy bottlenecks' quantile estimates (their own optimiser)."""
         return sum(m.loss() for m in self.modules() if hasattr(m, "quantiles"))
 
-    def _side_forward(self, y: Tensor) -> tuple[Tensor, dict, dict]:
+    def _side_forward(self, y: Tensor, quantizer: str) -> tuple[Tensor, dict, dict]:
         raise NotImplementedError
 
     def _context_forward(self, phi: Tensor, extra: dict) -> Tensor:

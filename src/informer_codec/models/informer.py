@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from informer_codec.models import exact
 from informer_codec.models._compressai import EntropyBottleneck
-from informer_codec.models.base import ExactSide, LatentCodecModel, ModelConfig
+from informer_codec.models.base import ExactSide, LatentCodecModel, ModelConfig, quantize_side
 from informer_codec.models.blocks import CrossAttentionBlock, exact_linear_weights, exact_mlp
 
 
@@ -66,13 +66,14 @@ class Informer(LatentCodecModel):
         queries = self.global_queries.to(y.dtype).expand(b, -1, -1)
         return self.global_h_a(self.ca_a(queries, sequence)).reshape(b, -1)
 
-    def _side_forward(self, y: Tensor) -> tuple[Tensor, dict, dict]:
+    def _side_forward(self, y: Tensor, quantizer: str) -> tuple[Tensor, dict, dict]:
         b = y.shape[0]
         z_l = self.local_h_a(y)
         z_g = self._global_latent(y)
         with torch.autocast(y.device.type, enabled=False):
-            z_l_hat, z_l_likelihoods = self.local_bottleneck(z_l.float())
-            z_g_hat, z_g_likelihoods = self.global_bottleneck(z_g.float()[:, :, None, None])
+            z_l_hat, z_l_likelihoods = quantize_side(self.local_bottleneck, z_l.float(), quantizer)
+            z_g = z_g.float()[:, :, None, None]
+            z_g_hat, z_g_likelihoods = quantize_side(self.global_bottleneck, z_g, quantizer)
         tokens = self.global_h_s(z_g_hat.reshape(b, self.config.tokens, -1))
         likelihoods = {"z_l": z_l_likelihoods, "z_g": z_g_likelihoods}
         return self.local_h_s(z_l_hat), {"tokens": tokens}, likelihoods

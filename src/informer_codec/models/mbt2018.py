@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from informer_codec.models import exact
 from informer_codec.models._compressai import EntropyBottleneck
-from informer_codec.models.base import ExactSide, LatentCodecModel, ModelConfig
+from informer_codec.models.base import ExactSide, LatentCodecModel, ModelConfig, quantize_side
 
 
 class Mbt2018(LatentCodecModel):
@@ -44,10 +44,10 @@ class Mbt2018(LatentCodecModel):
     def _bottlenecks(self) -> dict[str, nn.Module]:
         return {"z": self.entropy_bottleneck}
 
-    def _side_forward(self, y: Tensor) -> tuple[Tensor, dict, dict]:
+    def _side_forward(self, y: Tensor, quantizer: str) -> tuple[Tensor, dict, dict]:
         z = self.h_a(y)
         with torch.autocast(y.device.type, enabled=False):
-            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
+            z_hat, z_likelihoods = quantize_side(self.entropy_bottleneck, z.float(), quantizer)
         return self.h_s(z_hat), {}, {"z": z_likelihoods}
 
     def _exact_weights(self) -> dict:
