@@ -189,9 +189,9 @@ class LatentCodecModel(nn.Module):
           likelihood is then the real coding cost, the mass over the integer bin with no
           mean or median shift; in training the gradient passes straight through.
 
-        The proxy and the real cost part where a confident mean sits between integers:
-        on Kodak the real latent streams of noise-trained weights came out 2-67 % larger
-        than the noise proxy (mean-shifted rounding) promised.
+        The proxy and the real cost part where a confident mean sits between integers: on
+        kodim01, 07 and 23 at qualities 0-100 the latent streams of the noise-trained weights
+        came out 1.6-67 % larger than mean-shifted rounding, which eval used to price, promised.
         """
         if quantizer is None:
             quantizer = "noise" if self.training else "round"
