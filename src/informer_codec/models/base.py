@@ -190,7 +190,7 @@ class LatentCodecModel(nn.Module):
           mean or median shift; in training the gradient passes straight through.
 
         The proxy and the real cost part where a confident mean sits between integers: on
-        kodim01, 07 and 23 at qualities 0-100 the latent streams of the noise-trained weights
+        kodim01 and kodim23 at qualities 0 and 100 the latent streams of the noise-trained weights
         came out 1.6-67 % larger than mean-shifted rounding, which eval used to price, promised.
         """
         if quantizer is None:
