@@ -129,3 +129,30 @@ def test_weight_average_survives_a_kill_and_resume_and_is_what_export_ships(tmp_
     for weights, source in (("average.pt", straight["average"]["state"]), ("live.pt", straight["model"])):
         shipped = load_file(tmp_path / weights).g_s[0].weight.detach()
         assert torch.equal(shipped, source[name].half().float())
+
+
+def test_fine_tuning_on_the_rounded_latents_reaches_the_model_and_the_log(tmp_path, monkeypatch):
+    from informer_codec.train.loop import Trainer
+
+    trainer = Trainer(_settings(tmp_path, quantizer="round", steps=2))
+    model_class, seen = type(trainer.model), []
+    forward = model_class.forward
+
+    def recording_forward(self, x, quality, quantizer=None):
+        seen.append((self.training, quantizer))
+        return forward(self, x, quality, quantizer)
+
+    monkeypatch.setattr(model_class, "forward", recording_forward)
+    metrics = trainer.train_step()
+    assert seen == [(True, "round")]
+    assert np.isfinite(metrics["loss"]) and metrics["bpp"] > 0
+    trainer.run()
+    assert "'quantizer': 'round'" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_unknown_quantizer_is_a_usage_error(tmp_path):
+    folder = _settings(tmp_path).dataset
+    result = run_cli("train", "--dataset", folder, "--out", tmp_path / "run", "--quantizer", "floor")
+    assert result.returncode == 2
+    assert b"'floor' is not one of 'noise', 'round'" in result.stderr
+    assert not (tmp_path / "run").exists()
