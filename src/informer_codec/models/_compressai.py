@@ -107,5 +107,6 @@ _defer_scipy_stats()
 
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
 from compressai.layers import GDN, MaskedConv2d  # noqa: E402
+from compressai.ops import quantize_ste  # noqa: E402
 
-__all__ = ["GDN", "EntropyBottleneck", "GaussianConditional", "MaskedConv2d"]
+__all__ = ["GDN", "EntropyBottleneck", "GaussianConditional", "MaskedConv2d", "quantize_ste"]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from informer_codec.models import exact
-from informer_codec.models._compressai import GaussianConditional
+from informer_codec.models._compressai import GaussianConditional, quantize_ste
 from informer_codec.models.blocks import (
     ContextModel,
     EntropyParameters,
@@ -126,11 +126,6 @@ def wavefronts(h: int, w: int) -> list[tuple[Tensor, Tensor]]:
     ]
 
 
-def round_straight_through(t: Tensor) -> Tensor:
-    """round(t), with the gradient of the identity."""
-    return t + (torch.round(t) - t).detach()
-
-
 def quantize_side(bottleneck: nn.Module, z: Tensor, quantizer: str) -> tuple[Tensor, Tensor]:
     """(z_hat, likelihood) of hyper-latents (B, C, ...) under a factorized bottleneck.
 
@@ -140,7 +135,7 @@ def quantize_side(bottleneck: nn.Module, z: Tensor, quantizer: str) -> tuple[Ten
     """
     if quantizer == "noise":
         return bottleneck(z, training=True)
-    z_hat = round_straight_through(z)
+    z_hat = quantize_ste(z)
     per_channel = z_hat.transpose(0, 1)
     likelihood, _, _ = bottleneck._likelihood(per_channel.reshape(per_channel.shape[0], 1, -1))
     likelihood = bottleneck.likelihood_lower_bound(likelihood)
@@ -203,7 +198,7 @@ class LatentCodecModel(nn.Module):
         if quantizer == "noise":
             y_tilde = self.gaussian.quantize(y32, "noise")
         else:
-            y_tilde = round_straight_through(y32)
+            y_tilde = quantize_ste(y32)
         phi = self._context_forward(self.context(y_tilde.to(y.dtype)), extra)
         params = self.entropy_parameters(torch.cat([psi, phi.to(psi.dtype)], dim=1))
         scales, means = params.float().chunk(2, dim=1)
