@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from informer_codec.models import exact
-from informer_codec.models.blocks import GDN
+from informer_codec.models.blocks import GDN, CrossAttentionBlock, PhaseConvTranspose
 
 
 def _grid_values(shape: tuple[int, ...], bits: int, magnitude: float, seed: int) -> torch.Tensor:
@@ -83,3 +86,84 @@ def test_gdn_in_place_writes_the_same_bits_over_its_input(inverse):
         result = overwriting(x)
     assert result.data_ptr() == x.data_ptr()
     assert torch.equal(result, expected)
+
+
+# The exact functions as first written, one plain step at a time: the definitions the faster
+# versions in exact.py and blocks.py must reproduce bit for bit, or every file coded so far
+# would stop decoding.
+def _layer_norm_definition(x, gamma, beta, eps=1e-5):
+    count = x.shape[-1]
+    centred = exact.to_grid(x - x.sum(dim=-1, keepdim=True) / count, limit=2.0**11)
+    var = (centred * centred).sum(dim=-1, keepdim=True) / count
+    inv_std = exact.to_grid(1.0 / torch.sqrt(var + eps), exact.PROB_BITS, 2.0**20)
+    return exact.to_grid(exact.to_grid(centred * inv_std) * gamma + beta)
+
+
+def _softmax_definition(logits, exp_table):
+    shifted = logits - logits.max(dim=-1, keepdim=True).values
+    e = exp_table[torch.clamp(-shifted * 2**exact.ACT_BITS, 0, exact.LUT_SIZE - 1).long()]
+    return exact.to_grid(e / e.sum(dim=-1, keepdim=True), exact.PROB_BITS)
+
+
+def _attention_definition(q, keys, values, heads, exp_table):
+    n, d = q.shape
+    split = [t.reshape(len(t), heads, d // heads).transpose(0, 1) for t in (q, keys, values)]
+    logits = exact.to_grid((split[0] @ split[1].transpose(1, 2)) * (1.0 / math.sqrt(d // heads)))
+    probs = _softmax_definition(logits, exp_table)
+    return exact.to_grid(probs @ split[2]).transpose(0, 1).reshape(n, d)
+
+
+def _bits(t):
+    return t.contiguous().view(torch.int64)
+
+
+@pytest.mark.parametrize("magnitude", [0.01, 3.0, 400.0, 2.0**14])
+def test_layer_norm_softmax_and_leaky_relu_equal_their_definitions_bit_for_bit(magnitude):
+    x = _grid_values((64, 96), exact.ACT_BITS, magnitude, 6)
+    x[0] = 0.0  # a row with no variance
+    x[1] = x[1].sign() * exact.ACT_LIMIT  # rows at the limits
+    gamma = _grid_values((96,), exact.WEIGHT_BITS, 2.0, 7)
+    beta = _grid_values((96,), exact.WEIGHT_BITS, 2.0, 8)
+    assert torch.equal(_bits(exact.layer_norm(x, gamma, beta)), _bits(_layer_norm_definition(x, gamma, beta)))
+    table = exact.build_exp_table()
+    assert torch.equal(_bits(exact.softmax(x, table)), _bits(_softmax_definition(x, table)))
+    leaky = exact.to_grid(torch.where(x < 0, x * 0.01, x))
+    assert torch.equal(_bits(exact.leaky_relu(x)), _bits(leaky))
+
+
+def test_attention_block_equals_its_definition_bit_for_bit():
+    """Folded scales, heads split once per image and the residual shortcut change no bit."""
+    torch.manual_seed(2)
+    block = CrossAttentionBlock(128, 2)
+    tokens = _grid_values((8, 128), exact.ACT_BITS, 3.0, 9)
+    queries = _grid_values((40, 128), exact.ACT_BITS, 3.0, 10)
+    queries[0] = queries[0].sign() * exact.ACT_LIMIT  # the residual sums must clamp here
+    tables = {"exp": exact.build_exp_table(), "gelu": exact.build_gelu_table(exact.build_cdf_table())}
+    kv = block.exact_keys_values(tokens)
+    w = block.exact_weights()
+    fast = block.exact_forward(queries, [(kv, len(queries))], w, tables)
+
+    norm_kv = block._exact_norm(block.norm_kv)
+    context = _layer_norm_definition(tokens, *norm_kv)
+    keys = exact.linear(context, exact.weight(block.k.weight), exact.weight(block.k.bias))
+    values = exact.linear(context, exact.weight(block.v.weight), exact.weight(block.v.bias))
+    q = exact.linear(_layer_norm_definition(queries, *w["norm_q"]), *w["q"])
+    attended = _attention_definition(q, keys, values, block.heads, tables["exp"])
+    x = exact.to_grid(queries + exact.linear(attended, *w["proj"]))
+    hidden = exact.gelu(exact.linear(_layer_norm_definition(x, *w["norm_mlp"]), *w["fc1"]), tables["gelu"])
+    expected = exact.to_grid(x + exact.linear(hidden, *w["fc2"]))
+    assert torch.equal(_bits(fast), _bits(expected))
+
+
+def test_phase_convolution_computes_the_transposed_convolution():
+    torch.manual_seed(3)
+    layer = PhaseConvTranspose(32, 3).eval()
+    x = torch.randn(2, 32, 9, 13).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = layer(x)
+        layer.weight.mul_(-0.5)  # changed weights must reach the cached phase kernel
+        changed = layer(x)
+    reference = F.conv_transpose2d(x, layer.weight, layer.bias, 2, 2, 1).detach()
+    torch.testing.assert_close(changed, reference, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(fast, changed)
+    assert layer(x).shape == (2, 3, 18, 26)  # training (autograd on) runs the plain layer

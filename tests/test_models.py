@@ -43,6 +43,23 @@ def test_latents_decoded_side_by_side_equal_each_decoded_alone(model):
         assert torch.equal(model.decode_latents([latents])[0], y_hat)
 
 
+def test_padding_a_wavefront_to_a_row_multiple_changes_none_of_its_parameters(model, monkeypatch):
+    from informer_codec.models import base
+
+    latents = model.compress(_pad(_image_tensor(64, 64, seed=5), model.downsample), 70.0)
+    decoding = model._start_decoding(latents)
+    decoding.padded = base.PaddedLatent.of(latents.y_hat)  # every context value known
+    group = decoding.positions(5)
+    assert len(group) % 4, "the test needs a wavefront that padding changes"
+    monkeypatch.setattr(base, "ROW_MULTIPLE", 1)
+    unpadded = model._parameters_at([group])
+    monkeypatch.setattr(base, "ROW_MULTIPLE", 4)
+    padded = model._parameters_at([group])
+    for a, b in zip(unpadded, padded, strict=True):
+        assert a.shape == (len(group), model.config.m)
+        assert torch.equal(a, b)
+
+
 def test_one_corrupt_latent_among_several_is_reported(model):
     coded = [model.compress(_pad(_image_tensor(64, 64, seed=i), model.downsample), 70.0) for i in range(3)]
     damaged = bytearray(coded[1].latent)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 ACT_BITS = 10
@@ -40,17 +41,23 @@ def to_grid(x: Tensor, bits: int = ACT_BITS, limit: float = ACT_LIMIT) -> Tensor
     return to_grid_(x * float(2**bits), bits, limit, scaled=True)
 
 
-def to_grid_(x: Tensor, bits: int = ACT_BITS, limit: float = ACT_LIMIT, scaled: bool = False) -> Tensor:
+def to_grid_(
+    x: Tensor, bits: int = ACT_BITS, limit: float | None = ACT_LIMIT, scaled: bool = False
+) -> Tensor:
     """:func:`to_grid` in place, for a tensor nobody else holds (``scaled``: already times ``2**bits``).
 
     Scaling by a power of two is exact, so clamping before or after it is the
     same; working in place saves the temporaries of the four steps, which adds
-    up over the decoder's thousand-odd small per-wavefront layers.
+    up over the decoder's thousand-odd small per-wavefront layers. ``limit=None``
+    skips the clamp, for values that cannot exceed the limit.
     """
     scale = float(2**bits)
     if not scaled:
         x.mul_(scale)
-    return x.round_().clamp_(-limit * scale, limit * scale).div_(scale)
+    x.round_()
+    if limit is not None:
+        x.clamp_(-limit * scale, limit * scale)
+    return x.div_(scale)
 
 
 def weight(param: Tensor) -> Tensor:
@@ -85,19 +92,35 @@ def partial_linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
 
 
 def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
-    """LeakyReLU; one correctly rounded multiply, then back to the grid."""
-    return to_grid_(torch.where(x < 0, x * slope, x))
+    """LeakyReLU of grid values within the limit: one correctly rounded multiply, then back to the grid.
+
+    F.leaky_relu is that multiply in one pass (``x if x > 0 else x * slope``); the
+    output is no larger than the input, so it needs no clamp.
+    """
+    return to_grid_(F.leaky_relu(x, slope), limit=None)
 
 
 def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Tensor:
-    """LayerNorm over the last dimension with every step exact or correctly rounded."""
+    """LayerNorm over the last dimension with every step exact or correctly rounded.
+
+    The function, step by step (each result rounded to the grid named)::
+
+        centred = grid(x - mean(x)), clamped to +-2**11 (squares of 2048 channels stay exact)
+        inv_std = grid16(1 / sqrt(mean(centred**2) + eps))
+        result  = grid(grid(centred * inv_std) * gamma + beta)
+
+    It is computed on ``centred`` and ``normed`` kept in grid units (times ``2**ACT_BITS``):
+    scaling by a power of two commutes with every correctly rounded operation, so the
+    values are the same, with fewer passes over the activation.
+    """
     count = x.shape[-1]
-    mean = x.sum(dim=-1, keepdim=True) / count
-    centred = to_grid_(x - mean, limit=2.0**11)  # squares of 2048 channels stay exact
-    var = (centred * centred).sum(dim=-1, keepdim=True) / count
-    inv_std = to_grid_(1.0 / torch.sqrt(var + eps), PROB_BITS, 2.0**20)
-    normed = to_grid_(centred * inv_std)
-    return to_grid_(normed * gamma + beta)
+    unit = float(2**ACT_BITS)
+    mean = x.sum(dim=-1, keepdim=True).div_(count)
+    centred = (x - mean).mul_(unit).round_().clamp_(-(2.0**11) * unit, 2.0**11 * unit)
+    var = (centred * centred).sum(dim=-1, keepdim=True).div_(count).mul_(1 / unit**2)
+    inv_std = to_grid_(var.add_(eps).sqrt_().reciprocal_(), PROB_BITS, 2.0**20)
+    normed = centred.mul_(inv_std).round_().clamp_(-ACT_LIMIT * unit, ACT_LIMIT * unit)
+    return to_grid_(normed.mul_(gamma).add_(beta * unit), scaled=True)
 
 
 def build_exp_table() -> Tensor:
@@ -123,11 +146,10 @@ def build_cdf_table() -> Tensor:
 
 
 def softmax(logits: Tensor, exp_table: Tensor) -> Tensor:
-    """Softmax over the last dimension through the shipped exp table."""
-    shifted = logits - logits.max(dim=-1, keepdim=True).values
-    index = torch.clamp(-shifted * 2**ACT_BITS, 0, LUT_SIZE - 1).long()
-    e = exp_table[index]
-    return to_grid_(e / e.sum(dim=-1, keepdim=True), PROB_BITS)
+    """Softmax over the last dimension through the shipped exp table: exp(logit - max), normalised."""
+    below_max = logits.max(dim=-1, keepdim=True).values - logits  # >= 0, exact on the grid
+    e = exp_table[below_max.mul_(2**ACT_BITS).clamp_(max=LUT_SIZE - 1).long()]
+    return to_grid_(e.div_(e.sum(dim=-1, keepdim=True)), PROB_BITS, limit=None)  # in [0, 1]
 
 
 def gelu_reference(x: Tensor, cdf_table: Tensor) -> Tensor:
