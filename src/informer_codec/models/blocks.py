@@ -358,9 +358,9 @@ class CrossAttentionBlock(nn.Module):
         q = exact.linear(exact.layer_norm(queries, *w["norm_q"]), *w["q"])
         parts = zip(q.split([count for _, count in kv]), kv, strict=True)
         attended = cat_rows([self._exact_attend(part, keys, tables) for part, (keys, _) in parts])
-        x = _residual_(exact.linear(attended, *w["proj"]), queries)
+        x = exact.add_(exact.linear(attended, *w["proj"]), queries)
         hidden = exact.gelu(exact.linear(exact.layer_norm(x, *w["norm_mlp"]), *w["fc1"]), tables["gelu"])
-        return _residual_(exact.linear(hidden, *w["fc2"]), x)
+        return exact.add_(exact.linear(hidden, *w["fc2"]), x)
 
     def _exact_attend(self, q: Tensor, kv: dict[str, Tensor], tables: dict[str, Tensor]) -> Tensor:
         """Multi-head attention of projected queries (n, D) to one image's keys and values."""
@@ -370,9 +370,3 @@ class CrossAttentionBlock(nn.Module):
         logits = exact.to_grid_(torch.matmul(self._heads(q), kv["k"]).mul_(scale), scaled=True)
         probs = exact.softmax(logits, tables["exp"])
         return exact.to_grid_(probs @ kv["v"]).transpose(0, 1).reshape(n, d)
-
-
-def _residual_(update: Tensor, x: Tensor) -> Tensor:
-    """grid(x + update) in place on ``update``: the sum of two grid values is on the grid
-    already (and exact), so only the clamp of the rounding is left to do."""
-    return update.add_(x).clamp_(-exact.ACT_LIMIT, exact.ACT_LIMIT)

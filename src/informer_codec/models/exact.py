@@ -60,6 +60,14 @@ def to_grid_(
     return x.div_(scale)
 
 
+def add_(x: Tensor, other: Tensor) -> Tensor:
+    """grid(x + other) in place on ``x``, for two grid values within the limit.
+
+    Their sum is on the grid already and exact, so of the rounding only the clamp is left.
+    """
+    return x.add_(other).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
 def weight(param: Tensor) -> Tensor:
     """A float parameter as an exact float64 grid weight (on the CPU)."""
     return to_grid(param.detach().to("cpu", torch.float64), WEIGHT_BITS, 2.0**20)
