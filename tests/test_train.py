@@ -156,3 +156,28 @@ def test_unknown_quantizer_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert b"'floor' is not one of 'noise', 'round'" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_weights_with_fewer_quality_levels_start_the_new_levels_on_their_log_lambda_line(tmp_path):
+    """Session 10 added two levels below 0.0018: a run from older weights keeps the trained
+    gains and extrapolates the new ones (log-gain linear in log-lambda), not an untrained guess."""
+    from informer_codec.models import ModelConfig, build_model
+    from informer_codec.models.base import DEFAULT_LAMBDAS
+    from informer_codec.train.loop import Trainer
+    from informer_codec.weights import save_file
+
+    old_lambdas = DEFAULT_LAMBDAS[2:]
+    old = build_model(ModelConfig(name="mbt2018", n=16, m=32, lambdas=old_lambdas))
+    slope = torch.linspace(0.3, 0.7, 32)  # per channel: gain = lambda ** slope
+    with torch.no_grad():
+        old.gain.gain.copy_(torch.tensor(old_lambdas)[:, None] ** slope)
+        old.gain.inverse_gain.copy_(1 / old.gain.gain)
+    save_file(old, tmp_path / "old.pt")
+    new = Trainer(_settings(tmp_path, init_from=tmp_path / "old.pt")).model
+
+    expected = torch.tensor(DEFAULT_LAMBDAS)[:, None] ** slope
+    assert new.gain.gain.shape == (len(DEFAULT_LAMBDAS), 32)
+    torch.testing.assert_close(new.gain.gain.detach(), expected, rtol=2e-3, atol=1e-5)  # fp16 file
+    torch.testing.assert_close(new.gain.inverse_gain.detach(), 1 / expected, rtol=2e-3, atol=1e-5)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert f"quality levels {old_lambdas} -> {DEFAULT_LAMBDAS}" in log

@@ -11,6 +11,7 @@ the live weights and is what ``export`` freezes.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import random
@@ -86,6 +87,25 @@ def learning_rate(s: TrainSettings, step: int) -> float:
     progress = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
     floor = s.final_lr_fraction
     return s.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def resample_levels(table: torch.Tensor, old_lambdas: list[float], new_lambdas: list[float]) -> torch.Tensor:
+    """Gain rows for new quality levels from trained ones, linear in log-gain over log-lambda.
+
+    High-rate theory puts the best quantiser step at 1/sqrt(lambda), so a gain's log is close to
+    linear in log-lambda: levels between trained ones interpolate and levels beyond them
+    extrapolate from the two nearest, which starts new levels near their operating points
+    instead of at an untrained guess.
+    """
+    x_old = [math.log(lam) for lam in old_lambdas]
+    log_rows = torch.log(table.double().abs() + 1e-6)
+    rows = []
+    for lam in new_lambdas:
+        x = math.log(lam)
+        upper = min(max(bisect.bisect_left(x_old, x), 1), len(x_old) - 1)
+        frac = (x - x_old[upper - 1]) / (x_old[upper] - x_old[upper - 1])
+        rows.append(log_rows[upper - 1] + frac * (log_rows[upper] - log_rows[upper - 1]))
+    return torch.exp(torch.stack(rows)).to(table.dtype)
 
 
 def rate_distortion(model: LatentCodecModel, x: torch.Tensor, quality: torch.Tensor, bf16: bool,
@@ -195,13 +215,19 @@ class Trainer:
         """Start from a weights file: the same model, or mbt2018's shared parts for Informer."""
         from informer_codec.weights import load_file
 
-        source = load_file(path).state_dict()
+        source_model = load_file(path)
+        source = source_model.state_dict()
         own = self.model.state_dict()
+        old_lambdas, new_lambdas = source_model.config.lambdas, self.model.config.lambdas
+        if old_lambdas != new_lambdas:
+            for key in ("gain.gain", "gain.inverse_gain"):
+                source[key] = resample_levels(source[key].float(), old_lambdas, new_lambdas)
         shared = {
             k: v for k, v in source.items() if k in own and own[k].shape == v.shape and "tables" not in k
         }
         self.model.load_state_dict(shared, strict=False)
-        self.log(f"init from {path}: {len(shared)} of {len(own)} tensors")
+        self.log(f"init from {path}: {len(shared)} of {len(own)} tensors"
+                 + (f"; quality levels {old_lambdas} -> {new_lambdas}" if old_lambdas != new_lambdas else ""))
 
     def log(self, line: str) -> None:
         if self.rank:
