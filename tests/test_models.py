@@ -32,6 +32,21 @@ def test_decoded_image_equals_encoder_reconstruction(model, size):
     assert torch.equal(decoded, model.synthesize(latents.y_hat, 60.0))
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_analysis_in_either_precision_codes_a_stream_that_decodes_exactly(model, bf16, monkeypatch):
+    """The encoder's g_a runs in bf16 where the hardware is fast at it: forced either way here,
+    the latent it rounds to still decodes exactly, and bf16 moves g_a's output only slightly."""
+    from informer_codec import hardware
+
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda device_type: bf16)
+    x = _pad(_image_tensor(64, 96, seed=5), model.downsample)
+    latents = model.compress(x, 60.0)
+    assert torch.equal(model.decompress(latents, 60.0), model.synthesize(latents.y_hat, 60.0))
+    y32, y16 = model.analyze(x, bf16=False), model.analyze(x, bf16=True)
+    assert y16.dtype == torch.float32 and not torch.equal(y16, y32)
+    assert (y16 - y32).abs().max() <= 0.05 * y32.abs().max()
+
+
 def test_latents_decoded_side_by_side_equal_each_decoded_alone(model):
     """Tiles of different shapes share the parameter path's passes, never each other's values."""
     sizes = [(64, 128), (37, 53), (200, 131), (64, 64)]

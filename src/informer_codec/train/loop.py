@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from informer_codec.hardware import bf16_is_fast
 from informer_codec.models import LatentCodecModel, ModelConfig, build_model
 from informer_codec.models.blocks import interpolate_lambda
 from informer_codec.train.data import CropSampler, list_images, split, validation_crops
@@ -67,18 +68,6 @@ def resolve_device(choice: str) -> torch.device:
             raise ValueError("--device cuda, but torch sees no CUDA GPU")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """bf16 autocast pays off on GPUs and on CPUs with AMX/AVX512-BF16; elsewhere it is
-    emulated and measured here (AMD EPYC, AVX2 only) 10-60x slower than float32."""
-    if device.type == "cuda":
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def learning_rate(s: TrainSettings, step: int) -> float:
@@ -173,7 +162,7 @@ class Trainer:
     def __init__(self, s: TrainSettings):
         self.device = resolve_device(s.device)
         if s.bf16 is None:
-            s.bf16 = bf16_is_fast(self.device)
+            s.bf16 = bf16_is_fast(self.device.type)
         self.s = s
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.device.type == "cuda":
