@@ -321,7 +321,7 @@ class LatentCodecModel(nn.Module):
 
         q = torch.tensor([quality], dtype=torch.float32, device=x.device)
         y = self.gain.scale(self.analyze(x), q)
-        y_hat = torch.clamp(torch.round(y[0].double().cpu()), -exact.ACT_LIMIT, exact.ACT_LIMIT)
+        y_hat = exact.quantize(y[0])
         side_encoder = coder.StreamEncoder()
         side = self._encode_side(y, y_hat, side_encoder)
         mu, sigma = self._encoder_parameters(y_hat, side)

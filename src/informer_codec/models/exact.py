@@ -60,6 +60,12 @@ def to_grid_(
     return x.div_(scale)
 
 
+def quantize(t: Tensor) -> Tensor:
+    """The integer symbols the coder codes for ``t`` (y or z): rounded, in float64 on the CPU,
+    within +-ACT_LIMIT so that everything computed from them stays exact."""
+    return torch.round(t.double().cpu()).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
 def add_(x: Tensor, other: Tensor) -> Tensor:
     """grid(x + other) in place on ``x``, for two grid values within the limit.
 

@@ -109,13 +109,9 @@ class Informer(LatentCodecModel):
         kv = [(side.context["kv"], count) for side, count in sides]
         return self.ca_s.exact_forward(phi, kv, weights["ca_s"], weights["lut"])
 
-    @staticmethod
-    def _round(t: Tensor) -> Tensor:
-        return torch.clamp(torch.round(t.double().cpu()), -exact.ACT_LIMIT, exact.ACT_LIMIT)
-
     def _encode_side(self, y: Tensor, y_hat: Tensor, encoder) -> ExactSide:
-        z_l_hat = self._round(self.local_h_a(y)[0])
-        z_g_hat = self._round(self._global_latent(y)[0])
+        z_l_hat = exact.quantize(self.local_h_a(y)[0])
+        z_g_hat = exact.quantize(self._global_latent(y)[0])
         local_symbols = z_l_hat.reshape(z_l_hat.shape[0], -1).long().numpy()
         global_symbols = z_g_hat.reshape(-1, 1).long().numpy()
         encoder.encode_tables(local_symbols, self._exact()["z_l"])

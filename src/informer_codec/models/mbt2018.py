@@ -72,8 +72,7 @@ class Mbt2018(LatentCodecModel):
         return psi[0].reshape(psi.shape[1], -1).T  # (h*w, 2M)
 
     def _encode_side(self, y: Tensor, y_hat: Tensor, encoder) -> ExactSide:
-        z = self.h_a(y)[0].double().cpu()
-        z_hat = torch.clamp(torch.round(z), -exact.ACT_LIMIT, exact.ACT_LIMIT)
+        z_hat = exact.quantize(self.h_a(y)[0])
         symbols = z_hat.reshape(z_hat.shape[0], -1).long().numpy()
         encoder.encode_tables(symbols, self._exact()["z"])
         return ExactSide(psi=self._exact_hyper_synthesis(z_hat[None]), symbols=[symbols])
