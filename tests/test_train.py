@@ -181,3 +181,24 @@ def test_weights_with_fewer_quality_levels_start_the_new_levels_on_their_log_lam
     torch.testing.assert_close(new.gain.inverse_gain.detach(), 1 / expected, rtol=2e-3, atol=1e-5)
     log = (tmp_path / "run" / "train.log").read_text()
     assert f"quality levels {old_lambdas} -> {DEFAULT_LAMBDAS}" in log
+
+
+def test_resume_keeps_the_quality_levels_of_its_checkpoint(tmp_path):
+    """A run checkpointed before the levels changed resumes with its own levels, not today's."""
+    from informer_codec.models.base import DEFAULT_LAMBDAS
+    from informer_codec.train.loop import CHECKPOINT, Trainer
+
+    trainer = Trainer(_settings(tmp_path, steps=1))
+    trainer.model.config.lambdas = DEFAULT_LAMBDAS[2:]  # as if saved by an older version ...
+    trainer.model.gain.gain.data = trainer.model.gain.gain.data[2:]  # ... with fewer gain rows
+    trainer.model.gain.inverse_gain.data = trainer.model.gain.inverse_gain.data[2:]
+    for key in ("gain.gain", "gain.inverse_gain"):
+        trainer.average.state[key] = trainer.average.state[key][2:]
+    trainer._save_checkpoint()
+    resumed = Trainer(_settings(tmp_path, steps=2, resume=True))
+    assert resumed.model.config.lambdas == DEFAULT_LAMBDAS[2:]
+    assert resumed.model.gain.gain.shape[0] == len(DEFAULT_LAMBDAS) - 2
+    assert np.isfinite(resumed.train_step()["loss"])
+    with pytest.raises(ValueError, match="holds mbt2018"):
+        Trainer(_settings(tmp_path, model="informer", resume=True))
+    assert (tmp_path / "run" / CHECKPOINT).is_file()

@@ -173,7 +173,7 @@ class Trainer:
         if s.threads:
             torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed + self.rank)
-        self.model = build_model(ModelConfig(name=s.model, n=s.n, m=s.m))
+        self.model = build_model(self._model_config())
         if s.patch % self.model.downsample or s.validation_patch % self.model.downsample:
             raise ValueError(f"--patch must be a multiple of {self.model.downsample} for {s.model}")
         train_paths, held_out = split(list_images(s.dataset))
@@ -199,6 +199,19 @@ class Trainer:
         self.hours_before = 0.0
         if s.resume and (s.out / CHECKPOINT).is_file():
             self._load_checkpoint(s.out / CHECKPOINT)
+
+    def _model_config(self) -> ModelConfig:
+        """A new run's config, or on ``--resume`` the checkpoint's own: its quality levels may
+        differ from today's defaults (session 10 added two), and its tensors must fit."""
+        config = ModelConfig(name=self.s.model, n=self.s.n, m=self.s.m)
+        checkpoint = self.s.out / CHECKPOINT
+        if not (self.s.resume and checkpoint.is_file()):
+            return config
+        saved = ModelConfig(**torch.load(checkpoint, map_location="cpu", weights_only=False)["config"])
+        if (saved.name, saved.n, saved.m) != (config.name, config.n, config.m):
+            raise ValueError(f"{checkpoint} holds {saved.name} N={saved.n} M={saved.m}, "
+                             f"not {config.name} N={config.n} M={config.m}")
+        return saved
 
     def _init_from(self, path: Path) -> None:
         """Start from a weights file: the same model, or mbt2018's shared parts for Informer."""
