@@ -29,7 +29,7 @@ def rate_cost(model, pixels: np.ndarray, quality: float) -> tuple[float, float]:
     x = _pad(x, model.downsample)
     likelihoods = model(x, torch.tensor([quality]))["likelihoods"]
     estimate = sum(float(-torch.log2(likelihood).sum()) for likelihood in likelihoods.values())
-    latents = model.compress(x, quality)
+    latents = model.compress(x, quality, bf16=False)  # the symbols the float32 forward priced
     return 8.0 * (len(latents.side) + len(latents.latent)), estimate
 
 

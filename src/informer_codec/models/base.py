@@ -315,12 +315,15 @@ class LatentCodecModel(nn.Module):
             return self.g_a(x.contiguous(memory_format=torch.channels_last)).float()
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float) -> CompressedLatents:
-        """Code one padded image (1, 3, H, W) in [0, 1] at a quality in [0, 100]."""
+    def compress(self, x: Tensor, quality: float, bf16: bool | None = None) -> CompressedLatents:
+        """Code one padded image (1, 3, H, W) in [0, 1] at a quality in [0, 100].
+
+        ``bf16``: the analysis precision (see :meth:`analyze`); None picks by hardware.
+        """
         from informer_codec import coder
 
         q = torch.tensor([quality], dtype=torch.float32, device=x.device)
-        y = self.gain.scale(self.analyze(x), q)
+        y = self.gain.scale(self.analyze(x, bf16), q)
         y_hat = exact.quantize(y[0])
         side_encoder = coder.StreamEncoder()
         side = self._encode_side(y, y_hat, side_encoder)
