@@ -173,7 +173,10 @@ class Trainer:
         if s.threads:
             torch.set_num_threads(s.threads)
         torch.manual_seed(s.seed + self.rank)
-        self.model = build_model(self._model_config())
+        checkpoint = s.out / CHECKPOINT
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False) if (
+            s.resume and checkpoint.is_file()) else None  # read once: it is ~170 MB
+        self.model = build_model(self._model_config(saved))
         if s.patch % self.model.downsample or s.validation_patch % self.model.downsample:
             raise ValueError(f"--patch must be a multiple of {self.model.downsample} for {s.model}")
         train_paths, held_out = split(list_images(s.dataset))
@@ -197,21 +200,20 @@ class Trainer:
         self.step = 0
         self.started = time.time()
         self.hours_before = 0.0
-        if s.resume and (s.out / CHECKPOINT).is_file():
-            self._load_checkpoint(s.out / CHECKPOINT)
+        if saved:
+            self._load_checkpoint(saved)
 
-    def _model_config(self) -> ModelConfig:
+    def _model_config(self, saved: dict | None) -> ModelConfig:
         """A new run's config, or on ``--resume`` the checkpoint's own: its quality levels may
         differ from today's defaults (session 10 added two), and its tensors must fit."""
         config = ModelConfig(name=self.s.model, n=self.s.n, m=self.s.m)
-        checkpoint = self.s.out / CHECKPOINT
-        if not (self.s.resume and checkpoint.is_file()):
+        if saved is None:
             return config
-        saved = ModelConfig(**torch.load(checkpoint, map_location="cpu", weights_only=False)["config"])
-        if (saved.name, saved.n, saved.m) != (config.name, config.n, config.m):
-            raise ValueError(f"{checkpoint} holds {saved.name} N={saved.n} M={saved.m}, "
+        kept = ModelConfig(**saved["config"])
+        if (kept.name, kept.n, kept.m) != (config.name, config.n, config.m):
+            raise ValueError(f"{self.s.out / CHECKPOINT} holds {kept.name} N={kept.n} M={kept.m}, "
                              f"not {config.name} N={config.n} M={config.m}")
-        return saved
+        return kept
 
     def _init_from(self, path: Path) -> None:
         """Start from a weights file: the same model, or mbt2018's shared parts for Informer."""
@@ -262,8 +264,7 @@ class Trainer:
         torch.save(state, tmp)
         os.replace(tmp, self.s.out / CHECKPOINT)
 
-    def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    def _load_checkpoint(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
