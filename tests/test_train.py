@@ -159,7 +159,7 @@ def test_unknown_quantizer_is_a_usage_error(tmp_path):
 
 
 def test_weights_with_fewer_quality_levels_start_the_new_levels_on_their_log_lambda_line(tmp_path):
-    """Session 10 added two levels below 0.0018: a run from older weights keeps the trained
+    """Sessions 10 and 11 added levels below 0.0018: a run from older weights keeps the trained
     gains and extrapolates the new ones (log-gain linear in log-lambda), not an untrained guess."""
     from informer_codec.models import ModelConfig, build_model
     from informer_codec.models.base import DEFAULT_LAMBDAS
@@ -177,8 +177,10 @@ def test_weights_with_fewer_quality_levels_start_the_new_levels_on_their_log_lam
 
     expected = torch.tensor(DEFAULT_LAMBDAS)[:, None] ** slope
     assert new.gain.gain.shape == (len(DEFAULT_LAMBDAS), 32)
-    torch.testing.assert_close(new.gain.gain.detach(), expected, rtol=2e-3, atol=1e-5)  # fp16 file
-    torch.testing.assert_close(new.gain.inverse_gain.detach(), 1 / expected, rtol=2e-3, atol=1e-5)
+    # the file stores fp16 (relative error up to 2**-11), and extrapolating 2.5 level spacings
+    # below the lowest trained level multiplies that error by about 6
+    torch.testing.assert_close(new.gain.gain.detach(), expected, rtol=5e-3, atol=1e-5)
+    torch.testing.assert_close(new.gain.inverse_gain.detach(), 1 / expected, rtol=5e-3, atol=1e-5)
     log = (tmp_path / "run" / "train.log").read_text()
     assert f"quality levels {old_lambdas} -> {DEFAULT_LAMBDAS}" in log
 
