@@ -137,3 +137,33 @@ def test_anchor_files_read_in_compressai_schema(tmp_path):
     assert curve.name == "paper-x" and curve.psnr == [28.0, 30.0]
     assert curve.ms_ssim == pytest.approx([0.9, 0.99])
     assert curve.encoding_time == [None, None]
+
+
+def test_speed_rounds_interleave_the_codecs_and_leave_out_the_warm_up(monkeypatch):
+    """Each round times every codec once, in turn; the first round is untimed setup. A fake clock
+    (each call advances it by a set amount) makes this a check of the bookkeeping, not of timing."""
+    from informer_codec.bench import speed
+
+    clock, calls = [0.0], []
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: clock[0])
+
+    def coder(name: str, first: float, later: float):
+        def run(kind: str, seconds: float):
+            calls.append((name, kind))
+            clock[0] += seconds
+
+        def encode():
+            run("encode", first if len(calls) < 4 else later)
+            return name * len(calls)
+
+        def decode(result):
+            run("decode", 2 * (first if len(calls) < 4 else later))
+
+        return speed._Coder(name, "", encode, decode, len)
+
+    timings, results = speed.time_in_rounds([coder("a", 100.0, 1.0), coder("b", 100.0, 3.0)], repeats=3)
+
+    assert calls[:4] == [("a", "encode"), ("a", "decode"), ("b", "encode"), ("b", "decode")]
+    assert len(calls) == 4 * 4  # a warm-up round and three timed rounds of two codecs
+    assert [(t.name, t.encode_s, t.decode_s) for t in timings] == [("a", 1.0, 2.0), ("b", 3.0, 6.0)]
+    assert timings[1].bytes == len(results["b"]) == len(calls) - 1

@@ -18,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-REPEATS = 3
+REPEATS = 5
 QUALITY = 75.0
 # Runs one decode as a child and reports the child's peak RSS (KiB on Linux): the probe's own
 # children are only that decode, whatever this process ran before.
@@ -45,25 +47,54 @@ class Timing:
     note: str = ""
 
 
-def _median(run, repeats: int = REPEATS):
-    """(median seconds, last result) of ``repeats`` calls."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+@dataclass
+class _Coder:
+    """One codec under test: its encode call, its decode of what that returned, and the size of it."""
+
+    name: str
+    note: str
+    encode: Callable[[], Any]
+    decode: Callable[[Any], Any]
+    size: Callable[[Any], int]
 
 
-def time_ours(model: str, pixels: np.ndarray, quality: float = QUALITY) -> tuple[Timing, bytes]:
-    """Median encode and decode seconds through informer_codec.codec (weights loaded beforehand)."""
+def time_in_rounds(coders: list[_Coder], repeats: int = REPEATS) -> tuple[list[Timing], dict[str, Any]]:
+    """Median encode and decode seconds of every coder, and each one's last encoded result.
+
+    Each round times every coder once, in turn, so a slow spell of the machine (these VMs move
+    by 20-40 % between runs) falls on all of them instead of on whichever ran through it. An
+    untimed first round pays the one-time costs: oneDNN's primitive setup, our lazy tables.
+    """
+    from tqdm import tqdm
+
+    encode_s: dict[str, list[float]] = {c.name: [] for c in coders}
+    decode_s: dict[str, list[float]] = {c.name: [] for c in coders}
+    results: dict[str, Any] = {}
+    for round_index in tqdm(range(repeats + 1), desc="speed rounds", unit="round"):
+        for coder in coders:
+            start = time.perf_counter()
+            results[coder.name] = coder.encode()
+            encoded = time.perf_counter()
+            coder.decode(results[coder.name])
+            if round_index:
+                encode_s[coder.name].append(encoded - start)
+                decode_s[coder.name].append(time.perf_counter() - encoded)
+    timings = [
+        Timing(c.name, c.size(results[c.name]), statistics.median(encode_s[c.name]),
+               statistics.median(decode_s[c.name]), c.note)
+        for c in coders
+    ]
+    return timings, results
+
+
+def _our_coder(model: str, pixels: np.ndarray, quality: float) -> _Coder:
+    """Our codec through informer_codec.codec, weights loaded beforehand."""
     from informer_codec import codec
     from informer_codec.bench.ours import warm_up
 
     warm_up(model)
-    encode_s, result = _median(lambda: codec.encode(pixels, model=model, quality=quality))
-    decode_s, _ = _median(lambda: codec.decode(result.data))
-    return Timing(f"{model} (ours)", len(result.data), encode_s, decode_s, "real .inf bytes"), result.data
+    return _Coder(f"{model} (ours)", "real .inf bytes",
+                  lambda: codec.encode(pixels, model=model, quality=quality).data, codec.decode, len)
 
 
 def peak_decode_rss_mib(data: bytes) -> float:
@@ -143,20 +174,28 @@ def _compressai_model(kind: str, quality: float):
     return net, note
 
 
-def time_compressai(kind: str, pixels: np.ndarray, quality: float = QUALITY) -> Timing:
-    """Median .compress and .decompress seconds of CompressAI's own model on the padded image."""
+def _compressai_coder(kind: str, pixels: np.ndarray, quality: float) -> _Coder:
+    """CompressAI's own model, its ``compress``/``decompress`` on the padded image."""
     import torch
 
     net, note = _compressai_model(kind, quality)
     x = _pad(pixels)
-    with torch.no_grad():
-        encode_s, out = _median(lambda: net.compress(x))
-        decode_s, _ = _median(lambda: net.decompress(out["strings"], out["shape"]))
-    size = sum(len(s) for strings in out["strings"] for s in strings)
+
+    def encode():
+        with torch.no_grad():
+            return net.compress(x)
+
+    def decode(out):
+        with torch.no_grad():
+            return net.decompress(out["strings"], out["shape"])
+
+    def size(out) -> int:
+        return sum(len(s) for strings in out["strings"] for s in strings)
+
     if kind == "mbt2018":
-        return Timing("CompressAI mbt2018", size, encode_s, decode_s,
-                      f"JointAutoregressiveHierarchicalPriors, stream bytes only; {note}")
-    return Timing("CompressAI ScaleHyperprior", size, encode_s, decode_s, f"stream bytes only; {note}")
+        note = f"JointAutoregressiveHierarchicalPriors, stream bytes only; {note}"
+        return _Coder("CompressAI mbt2018", note, encode, decode, size)
+    return _Coder("CompressAI ScaleHyperprior", f"stream bytes only; {note}", encode, decode, size)
 
 
 def _machine() -> str:
@@ -192,30 +231,20 @@ def report_in_fresh_process(image: Path, models: list[str]) -> str:
 
 def report(image: Path, pixels: np.ndarray, models: list[str], quality: float = QUALITY) -> str:
     """Measure everything and return the markdown section (speed.md)."""
-    from tqdm import tqdm
-
-    steps = tqdm(total=2 * len(models) + 2, desc="speed", unit="step")
-    ours, rss = [], {}
-    for model in models:
-        timing, data = time_ours(model, pixels, quality)
-        ours.append(timing)
-        steps.update()
-        rss[model] = peak_decode_rss_mib(data)
-        steps.update()
-    theirs = []
-    for kind in ("mbt2018", "scale-hyperprior"):
-        theirs.append(time_compressai(kind, pixels, quality))
-        steps.update()
-    steps.close()
-    return _markdown(image, pixels, quality, ours, theirs, rss)
+    ours = [_our_coder(model, pixels, quality) for model in models]
+    theirs = [_compressai_coder(kind, pixels, quality) for kind in ("mbt2018", "scale-hyperprior")]
+    timings, results = time_in_rounds(ours + theirs)
+    rss = {model: peak_decode_rss_mib(results[coder.name]) for model, coder in zip(models, ours, strict=True)}
+    return _markdown(image, pixels, quality, timings[: len(ours)], timings[len(ours) :], rss)
 
 
 def _markdown(image: Path, pixels: np.ndarray, quality: float, ours: list[Timing], theirs: list[Timing],
               rss: dict[str, float]) -> str:
     h, w = pixels.shape[:2]
     lines = [
-        f"Speed on {image.name} ({w}x{h}), quality {quality:g}, median of {REPEATS} runs each, "
-        f"one fresh process. Machine: {_machine()}.",
+        f"Speed on {image.name} ({w}x{h}), quality {quality:g}, one fresh process: median of {REPEATS} "
+        f"rounds, each timing every codec once in turn, after an untimed warm-up round. "
+        f"Machine: {_machine()}.",
         "",
         "| codec | bytes | bpp | encode (s) | decode (s) | note |",
         "|---|---|---|---|---|---|",
