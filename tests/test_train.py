@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,35 @@ def test_resume_keeps_the_quality_levels_of_its_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="holds mbt2018"):
         Trainer(_settings(tmp_path, model="informer", resume=True))
     assert (tmp_path / "run" / CHECKPOINT).is_file()
+
+
+def test_evaluate_scores_a_checkpoint_as_its_export_would_ship(tmp_path):
+    """The shipping check: every quality level, and a checkpoint priced exactly as its exported file."""
+    from informer_codec.models.base import DEFAULT_LAMBDAS
+    from informer_codec.train.loop import Trainer, export
+
+    settings = _settings(tmp_path, steps=1)
+    Trainer(settings).run()
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    export(checkpoint, tmp_path / "mbt2018.pt")
+    common = ("--dataset", settings.dataset, "--patch", "64", "--threads", "1")
+    result = run_cli("evaluate", tmp_path / "mbt2018.pt", checkpoint, *common, "--json")
+    assert result.returncode == 0, result.stderr
+    exported, scored = (json.loads(line)["levels"] for line in result.stdout.decode().splitlines())
+    assert [level["lam"] for level in exported] == DEFAULT_LAMBDAS
+    assert scored == exported
+    assert all(level["bpp"] > 0 and level["loss"] > 0 for level in exported)
+    # The live weights are not the average after one step: the table shows their change per level.
+    table = run_cli("evaluate", tmp_path / "mbt2018.pt", checkpoint, "--live", *common)
+    rows = table.stdout.decode().splitlines()
+    assert table.returncode == 0 and len(rows) == 1 + len(DEFAULT_LAMBDAS)
+    assert all(row.endswith("%)") for row in rows[1:])
+    assert any(" %)" in row and "(+0.0 %)" not in row for row in rows[1:])
+
+
+def test_evaluate_refuses_a_file_that_is_neither_weights_nor_checkpoint(tmp_path):
+    settings = _settings(tmp_path)
+    (tmp_path / "junk.pt").write_bytes(b"not a weights file")
+    result = run_cli("evaluate", tmp_path / "junk.pt", "--dataset", settings.dataset, "--patch", "64")
+    assert result.returncode == 1
+    assert result.stderr.decode().count("\n") == 1 and result.stderr.startswith(b"informer: ")

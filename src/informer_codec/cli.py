@@ -76,6 +76,49 @@ def export(checkpoint: Path, weights: Path, ship: bool, live: bool) -> None:
     click.echo(f"{weights}: sha256 {digest.hex()}", err=True)
 
 
+@main.command()
+@click.argument("models", nargs=-1, required=True, metavar="WEIGHTS_OR_CHECKPOINT...",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The training folder; its held-out photos (every 50th by name) give the crops.")
+@click.option("--patch", type=int, default=256, show_default=True, help="Size of the held-out crops.")
+@click.option("--live", is_flag=True, help="Score checkpoints' live weights, not their weight average.")
+@click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model on stdout.")
+def evaluate(models, dataset: Path, patch: int, live: bool, threads: int, as_json: bool) -> None:
+    """Held-out bpp, PSNR and loss at every quality level; later models against the first.
+
+    Checkpoints are scored as `informer export` would write them, so comparing the shipped
+    weights file with a checkpoint answers whether the export would be better.
+    """
+    import json
+    from dataclasses import asdict
+
+    import torch
+
+    from informer_codec.errors import WeightsError
+    from informer_codec.train.evaluate import comparison_table, held_out_crops, load_scored_model, score
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        crops = held_out_crops(dataset, patch)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from None
+    results = []
+    for path in models:
+        try:
+            model = load_scored_model(path, live)
+        except WeightsError as exc:
+            click.echo(f"informer: {exc}", err=True)
+            raise SystemExit(1) from None
+        results.append(score(model, crops))
+        if as_json:
+            click.echo(json.dumps({"file": str(path), "levels": [asdict(s) for s in results[-1]]}))
+    if not as_json:
+        click.echo("\n".join(comparison_table([str(p) for p in models], results)))
+
+
 def _device_option(f):
     return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
                         help="Where the transforms run; entropy parameters are always exact on the CPU.")(f)

@@ -78,8 +78,8 @@ def load_file(path: Path, device: str = "cpu"):
         blob = torch.load(path, map_location="cpu", weights_only=True)
         config = ModelConfig(**blob["config"])
         state = blob["state_dict"]
-    except Exception as exc:  # a truncated or foreign file
-        raise WeightsError(f"cannot read weights file {path}: {exc}") from None
+    except Exception:  # a truncated or foreign file; torch's own message runs over many lines
+        raise WeightsError(f"cannot read weights file {path}: damaged, or not a weights file") from None
     if blob.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"weights file {path} has an unknown format")
     model = build_model(config)

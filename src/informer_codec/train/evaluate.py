@@ -1,0 +1,95 @@
+"""`informer evaluate`: held-out rate and distortion at every quality level, the check before shipping.
+
+New weights ship only when they beat the shipped ones on the held-out crops (the trainer's own
+validation photos, every 50th of the training folder by name, never Kodak). The trainer logs three
+qualities of its live float32 weights; what ships is the fp16 export of the weight average. So a
+checkpoint is scored here as :func:`export` would write it, and every quality level of the model is
+scored, priced as the codec codes it (round(y), in float32).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from informer_codec.errors import WeightsError
+from informer_codec.models import LatentCodecModel
+from informer_codec.train.data import list_images, split, validation_crops
+from informer_codec.train.loop import export, rate_distortion
+
+
+@dataclass
+class LevelScore:
+    """One quality level on the held-out crops."""
+
+    lam: float
+    quality: float
+    bpp: float
+    psnr: float
+    loss: float
+
+
+def held_out_crops(dataset: Path, patch: int = 256) -> torch.Tensor:
+    """The crops the trainer validates on, for a training folder."""
+    return validation_crops(split(list_images(dataset))[1], patch)
+
+
+def load_scored_model(path: Path, live: bool = False) -> LatentCodecModel:
+    """A weights file as it is, or a training checkpoint through a temporary export.
+
+    Raises :class:`WeightsError` if ``path`` is neither.
+    """
+    from informer_codec.weights import load_file
+
+    try:
+        return load_file(path)
+    except WeightsError:
+        pass
+    with tempfile.TemporaryDirectory() as folder:
+        exported = Path(folder) / "exported.pt"
+        try:
+            export(path, exported, live=live)
+        except Exception:  # torch's and pickle's messages run over many lines
+            raise WeightsError(f"{path}: neither a weights file nor a training checkpoint") from None
+        return load_file(exported)
+
+
+@torch.no_grad()
+def score(model: LatentCodecModel, crops: torch.Tensor) -> list[LevelScore]:
+    """Every quality level of ``model``: bpp, PSNR and loss of round(y), averaged over ``crops``."""
+    model.eval()
+    lambdas = model.config.lambdas
+    scores = []
+    for index, lam in enumerate(lambdas):
+        quality = 100.0 * index / (len(lambdas) - 1)
+        m = rate_distortion(model, crops, torch.full((len(crops),), quality), bf16=False)
+        psnr = 10 * math.log10(1 / max(float(m["mse"]), 1e-12))
+        scores.append(LevelScore(lam, quality, float(m["bpp"]), psnr, float(m["loss"])))
+    return scores
+
+
+def comparison_table(names: list[str], results: list[list[LevelScore]]) -> list[str]:
+    """Text rows: one per lambda, one column per model; later columns give their loss change
+    against the first model's at the same lambda."""
+    first = {s.lam: s for s in results[0]}
+    lambdas = sorted({s.lam for scores in results for s in scores})
+    lines = ["lambda   quality  " + "  ".join(f"{name} (bpp / dB / loss)" for name in names)]
+    for lam in lambdas:
+        cells = []
+        for column, scores in enumerate(results):
+            found = [s for s in scores if s.lam == lam]
+            if not found:
+                cells.append("-")
+                continue
+            s = found[0]
+            cell = f"{s.bpp:.4f} / {s.psnr:.2f} / {s.loss:.4f}"
+            if column and lam in first:
+                cell += f" ({100 * (s.loss / first[lam].loss - 1):+.1f} %)"
+            cells.append(cell)
+        quality = next(s.quality for scores in results for s in scores if s.lam == lam)
+        lines.append(f"{lam:<8g} {quality:>6.1f}   " + "   ".join(cells))
+    return lines
