@@ -148,9 +148,13 @@ def test_eval_likelihood_is_what_the_streams_really_cost(name):
 
     model = load_file(Path(__file__).resolve().parents[1] / "weights" / f"{name}.pt")
     pixels = np.asarray(Image.open(SAMPLE).convert("RGB"))[:128, :128].copy()
+    # Each of the two streams (SIDE, LATY) ends by flushing at most one 32-bit word: a fixed cost
+    # that weighs over 1 % at quality 0 on so small a crop (2,651 estimated bits with the session-12
+    # Informer weights, which coded 2,688). Mispricing of the kind this guards against was 20-30 %.
+    flush_bits = 2 * 32
     for quality in (0.0, 100.0):
         coded, estimate = rate_cost(model, pixels, quality)
-        assert abs(coded / estimate - 1) < 0.01, (quality, coded, estimate)
+        assert abs(coded - estimate) < 0.01 * estimate + flush_bits, (quality, coded, estimate)
 
 
 def test_round_quantizer_trains_on_what_eval_measures(model):
