@@ -1,10 +1,10 @@
 """`informer evaluate`: held-out rate and distortion at every quality level, the check before shipping.
 
 New weights ship only when they beat the shipped ones on the held-out crops (the trainer's own
-validation photos, every 50th of the training folder by name, never Kodak). The trainer logs three
-qualities of its live float32 weights; what ships is the fp16 export of the weight average. So a
-checkpoint is scored here as :func:`export` would write it, and every quality level of the model is
-scored, priced as the codec codes it (round(y), in float32).
+validation photos, every 50th of the training folder by name, never Kodak). The trainer logs only
+three qualities, in bf16 where the hardware has it, while what ships is the fp16 export of the weight
+average. So a checkpoint is scored here as :func:`export` would write it, at every quality level of
+the model, in float32, priced as the codec codes it (round(y)).
 """
 
 from __future__ import annotations
