@@ -9,7 +9,6 @@ the model, in float32, priced as the codec codes it (round(y)).
 
 from __future__ import annotations
 
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from informer_codec.errors import WeightsError
 from informer_codec.models import LatentCodecModel
 from informer_codec.train.data import list_images, split, validation_crops
-from informer_codec.train.loop import export, rate_distortion
+from informer_codec.train.loop import _psnr, export, rate_distortion
 
 
 @dataclass
@@ -67,29 +66,27 @@ def score(model: LatentCodecModel, crops: torch.Tensor) -> list[LevelScore]:
     for index, lam in enumerate(lambdas):
         quality = 100.0 * index / (len(lambdas) - 1)
         m = rate_distortion(model, crops, torch.full((len(crops),), quality), bf16=False)
-        psnr = 10 * math.log10(1 / max(float(m["mse"]), 1e-12))
-        scores.append(LevelScore(lam, quality, float(m["bpp"]), psnr, float(m["loss"])))
+        scores.append(LevelScore(lam, quality, float(m["bpp"]), _psnr(float(m["mse"])), float(m["loss"])))
     return scores
 
 
 def comparison_table(names: list[str], results: list[list[LevelScore]]) -> list[str]:
     """Text rows: one per lambda, one column per model; later columns give their loss change
     against the first model's at the same lambda."""
-    first = {s.lam: s for s in results[0]}
-    lambdas = sorted({s.lam for scores in results for s in scores})
+    by_lambda = [{s.lam: s for s in scores} for scores in results]
+    first = by_lambda[0]
     lines = ["lambda   quality  " + "  ".join(f"{name} (bpp / dB / loss)" for name in names)]
-    for lam in lambdas:
+    for lam in sorted(set().union(*by_lambda)):
         cells = []
-        for column, scores in enumerate(results):
-            found = [s for s in scores if s.lam == lam]
-            if not found:
+        for column, scores in enumerate(by_lambda):
+            s = scores.get(lam)
+            if s is None:
                 cells.append("-")
                 continue
-            s = found[0]
             cell = f"{s.bpp:.4f} / {s.psnr:.2f} / {s.loss:.4f}"
             if column and lam in first:
                 cell += f" ({100 * (s.loss / first[lam].loss - 1):+.1f} %)"
             cells.append(cell)
-        quality = next(s.quality for scores in results for s in scores if s.lam == lam)
+        quality = next(scores[lam].quality for scores in by_lambda if lam in scores)
         lines.append(f"{lam:<8g} {quality:>6.1f}   " + "   ".join(cells))
     return lines
