@@ -9,6 +9,9 @@ by at most one level.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +63,11 @@ def test_shipped_weights_decode_the_same_under_other_kernels(tmp_path, monkeypat
     assert (SHIPPED / "informer.pt").is_file() and (SHIPPED / "mbt2018.pt").is_file()
     monkeypatch.setenv("INFORMER_WEIGHTS_DIR", str(SHIPPED))
     _check_across_environments(tmp_path, SHIPPED)
+
+
+def test_kernels_capped_below_the_cpu_turn_bf16_off():
+    """Under the other kernels bf16 would be emulated (slow), so the decoder keeps g_s in float32 there."""
+    probe = "from informer_codec import hardware; print(hardware.bf16_is_fast('cpu'))"
+    result = subprocess.run([sys.executable, "-c", probe], env=os.environ | OTHER_KERNELS,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

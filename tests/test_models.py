@@ -176,3 +176,26 @@ def test_round_quantizer_trains_on_what_eval_measures(model):
     assert gradient is not None and gradient.abs().sum() > 0
     with pytest.raises(ValueError, match="quantizer"):
         model(x, quality, "floor")
+
+
+@pytest.mark.parametrize("name", ["informer", "mbt2018"])
+def test_bf16_synthesis_moves_shipped_pixels_by_at_most_one_level(name):
+    """g_s's two widest layers run in bf16 where the CPU is fast at it (forced on here): the
+    decoded latent is the same, only the pixels move, by at most one level and not all alike."""
+    from PIL import Image
+
+    from conftest import SAMPLE
+    from informer_codec import weights
+    from informer_codec.codec import to_pixels
+
+    net = weights.load_file(Path(__file__).resolve().parents[1] / "weights" / f"{name}.pt")
+    pixels = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    height, width = pixels.shape[:2]
+    x = _pad(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255, net.downsample)
+    y_hat = net.compress(x, 60.0).y_hat
+    decoded = {}
+    for bf16 in (False, True):
+        net.use_bf16_synthesis(bf16)
+        decoded[bf16] = to_pixels(net.synthesize(y_hat, 60.0), width, height).astype(int)
+    difference = np.abs(decoded[True] - decoded[False])
+    assert difference.max() == 1

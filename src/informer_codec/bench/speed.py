@@ -213,6 +213,12 @@ def _machine() -> str:
             f"threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
+def _synthesis_precision() -> str:
+    from informer_codec.hardware import bf16_is_fast
+
+    return "bf16 (this CPU is fast at it)" if bf16_is_fast("cpu") else "float32 (no fast bf16 here)"
+
+
 def _ratio(reference: float, ours: float) -> str:
     return f"{reference / ours:.2f}x" if ours > 0 else "n/a"
 
@@ -265,7 +271,8 @@ def _markdown(image: Path, pixels: np.ndarray, quality: float, ours: list[Timing
               "on the image replicate-padded to a multiple of 64; parameters copied from our shipped mbt2018 "
               "where shapes match in order, with our quality gain folded into g_a's last and g_s's first "
               "layer. ScaleHyperprior's h_s keeps seeded random weights (other shapes), so its bytes "
-              "mean nothing. Figures only: timings vary with load and threads."]
+              "mean nothing. Figures only: timings vary with load and threads.", "",
+              f"Ours ran g_s's widest layer in {_synthesis_precision()}; CompressAI's models run in float32."]
     return "\n".join(lines) + "\n"
 
 
