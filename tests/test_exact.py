@@ -74,6 +74,23 @@ def test_gdn_inference_path_computes_compressais_function(inverse):
 
 
 @pytest.mark.parametrize("inverse", [False, True])
+def test_gdn_inference_path_under_bf16_autocast_computes_compressais_function_in_bf16(inverse):
+    """The encoder's bf16 analysis takes the blocked path too (it writes in place, which
+    CompressAI's forward cannot), in bf16 as CompressAI's forward computes under autocast."""
+    torch.manual_seed(2)
+    gdn = GDN(16, inverse=inverse, in_place=True)
+    with torch.no_grad():
+        gdn.gamma.add_(torch.rand_like(gdn.gamma) * 0.1)
+    x = (torch.rand(1, 16, 70, 90) + 0.05).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = super(GDN, gdn).forward(x).detach()
+        with torch.no_grad():
+            fast = gdn(x)
+    assert fast.data_ptr() == x.data_ptr() and fast.dtype == torch.bfloat16
+    torch.testing.assert_close(fast, reference, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
 def test_gdn_in_place_writes_the_same_bits_over_its_input(inverse):
     torch.manual_seed(1)
     copying, overwriting = GDN(16, inverse=inverse), GDN(16, inverse=inverse, in_place=True)
