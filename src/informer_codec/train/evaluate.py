@@ -45,16 +45,17 @@ def load_scored_model(path: Path, live: bool = False) -> LatentCodecModel:
     from informer_codec.weights import load_file
 
     try:
-        return load_file(path)
+        model = load_file(path)
     except WeightsError:
-        pass
-    with tempfile.TemporaryDirectory() as folder:
-        exported = Path(folder) / "exported.pt"
-        try:
-            export(path, exported, live=live)
-        except Exception:  # torch's and pickle's messages run over many lines
-            raise WeightsError(f"{path}: neither a weights file nor a training checkpoint") from None
-        return load_file(exported)
+        with tempfile.TemporaryDirectory() as folder:
+            exported = Path(folder) / "exported.pt"
+            try:
+                export(path, exported, live=live)
+            except Exception:  # torch's and pickle's messages run over many lines
+                raise WeightsError(f"{path}: neither a weights file nor a training checkpoint") from None
+            model = load_file(exported)
+    model.use_bf16_synthesis(False)  # the codec's decoder may use bf16 there; scores stay float32
+    return model
 
 
 @torch.no_grad()
