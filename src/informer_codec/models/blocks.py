@@ -130,7 +130,7 @@ class PhaseConvTranspose(nn.ConvTranspose2d):
 class Bf16ConvTranspose(nn.ConvTranspose2d):
     """g_s's widest transposed convolution, multiplying in bf16 at inference where the CPU is fast at it.
 
-    The third layer of g_s (N to N channels, to 1/2 of the image size) is about two thirds of a
+    The third layer of g_s (N to N channels, to 1/2 of the image size) is about three quarters of a
     decode's synthesis time. AVX512-BF16 does twice float32's multiply-adds per cycle: Informer's
     kodim01 decode took 678 ms instead of 740 (median of 8, alternating, session 13). The
     synthesis only places pixels; no symbol's distribution depends on it, so this moves
