@@ -189,7 +189,7 @@ def test_bf16_synthesis_moves_shipped_pixels_by_at_most_one_level(name):
     from informer_codec.codec import to_pixels
 
     net = weights.load_file(Path(__file__).resolve().parents[1] / "weights" / f"{name}.pt")
-    pixels = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    pixels = np.array(Image.open(SAMPLE).convert("RGB"))
     height, width = pixels.shape[:2]
     x = _pad(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255, net.downsample)
     y_hat = net.compress(x, 60.0).y_hat
