@@ -237,3 +237,30 @@ def test_evaluate_refuses_a_file_that_is_neither_weights_nor_checkpoint(tmp_path
     result = run_cli("evaluate", tmp_path / "junk.pt", "--dataset", settings.dataset, "--patch", "64")
     assert result.returncode == 1
     assert result.stderr.decode().count("\n") == 1 and result.stderr.startswith(b"informer: ")
+
+
+def test_level_balance_weights_each_crop_by_its_lambda_around_the_levels_middle():
+    from informer_codec.models.base import DEFAULT_LAMBDAS
+    from informer_codec.train.loop import level_weights
+
+    low, high = min(DEFAULT_LAMBDAS), max(DEFAULT_LAMBDAS)
+    middle = float(np.exp(np.mean(np.log(DEFAULT_LAMBDAS))))
+    weights = level_weights(DEFAULT_LAMBDAS, torch.tensor([low, middle, high]), 0.5)
+    assert weights[1].item() == pytest.approx(1.0, rel=1e-5)
+    assert (weights[0] / weights[2]).item() == pytest.approx((high / low) ** 0.5, rel=1e-4)
+    assert torch.equal(level_weights(DEFAULT_LAMBDAS, torch.tensor([low, high]), 0.0), torch.ones(2))
+
+
+def test_level_balance_reaches_the_loss_and_the_log(tmp_path):
+    from informer_codec.train.loop import Trainer, rate_distortion
+
+    trainer = Trainer(_settings(tmp_path, level_balance=0.5, steps=2))
+    x = trainer.validation[:1].expand(2, -1, -1, -1)
+    quality = torch.tensor([0.0, 100.0])
+    with torch.no_grad():
+        plain = rate_distortion(trainer.model.eval(), x, quality, False)
+        balanced = rate_distortion(trainer.model, x, quality, False, level_balance=0.5)
+    assert balanced["bpp"] == plain["bpp"] and balanced["mse"] == plain["mse"]
+    assert balanced["loss"] != plain["loss"]
+    trainer.run()
+    assert "'level_balance': 0.5" in (tmp_path / "run" / "train.log").read_text()

@@ -49,6 +49,9 @@ def main() -> None:
 @click.option("--quantizer", type=click.Choice(["noise", "round"]), default="noise", show_default=True,
               help="Training proxy for rounding: uniform noise, or round(y) with its real coding cost "
                    "(straight-through; for fine-tuning).")
+@click.option("--level-balance", type=float, default=0.0, show_default=True,
+              help="Weight each crop's loss by lambda**-B (relative to the levels' middle), so low "
+                   "qualities steer the shared transforms as much as high ones (0: plain mean).")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the hardware has it).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where training runs (auto: a CUDA GPU if torch sees one; under torchrun, one per rank).")
