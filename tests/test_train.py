@@ -226,9 +226,19 @@ def test_evaluate_scores_a_checkpoint_as_its_export_would_ship(tmp_path):
     # The live weights are not the average after one step: the table shows their change per level.
     table = run_cli("evaluate", tmp_path / "mbt2018.pt", checkpoint, "--live", *common)
     rows = table.stdout.decode().splitlines()
-    assert table.returncode == 0 and len(rows) == 1 + len(DEFAULT_LAMBDAS)
-    assert all(row.endswith("%)") for row in rows[1:])
-    assert any(" %)" in row and "(+0.0 %)" not in row for row in rows[1:])
+    assert table.returncode == 0 and len(rows) == 2 + len(DEFAULT_LAMBDAS)
+    assert all(row.endswith("%)") for row in rows[1:-1])
+    assert any(" %)" in row and "(+0.0 %)" not in row for row in rows[1:-1])
+    assert rows[-1].startswith("BD-rate (PSNR) against the first, held-out crops: ")
+
+
+def test_held_out_bd_rate_compares_the_curves_not_the_losses():
+    from informer_codec.train.evaluate import LevelScore, held_out_bd_rates
+
+    levels = [LevelScore(0.001 * 2**i, 25.0 * i, 0.1 * 2**i, 24.0 + 3 * i, 1.0) for i in range(5)]
+    half_rate = [LevelScore(s.lam, s.quality, s.bpp / 2, s.psnr, 9.0) for s in levels]
+    line = held_out_bd_rates(["a", "a again", "b"], [levels, levels, half_rate])
+    assert line.endswith("a again +0.00 %, b -50.00 %")
 
 
 def test_evaluate_refuses_a_file_that_is_neither_weights_nor_checkpoint(tmp_path):

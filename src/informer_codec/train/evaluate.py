@@ -90,4 +90,24 @@ def comparison_table(names: list[str], results: list[list[LevelScore]]) -> list[
             cells.append(cell)
         quality = next(scores[lam].quality for scores in by_lambda if lam in scores)
         lines.append(f"{lam:<8g} {quality:>6.1f}   " + "   ".join(cells))
+    if len(results) > 1:
+        lines.append(held_out_bd_rates(names, results))
     return lines
+
+
+def held_out_bd_rates(names: list[str], results: list[list[LevelScore]]) -> str:
+    """One line: each later model's BD-rate (PSNR, PCHIP) against the first on the held-out crops.
+
+    The per-level losses judge weights trained on the same objective; when the objective moves
+    loss between levels (``--level-balance``), the curves' BD-rate is what still compares them.
+    """
+    try:
+        from informer_codec.bench.bdrate import bd_rate
+    except ImportError:  # bjontegaard comes with the bench extra
+        return "BD-rate against the first: needs the bench extra (pip install informer-codec[bench])"
+    def curve(scores: list[LevelScore]) -> tuple[list[float], list[float]]:
+        return [s.bpp for s in scores], [s.psnr for s in scores]
+
+    cells = [f"{name} {bd_rate(*curve(results[0]), *curve(scores)):+.2f} %"
+             for name, scores in zip(names[1:], results[1:], strict=True)]
+    return "BD-rate (PSNR) against the first, held-out crops: " + ", ".join(cells)
