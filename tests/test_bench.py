@@ -68,7 +68,21 @@ def test_bench_on_tiny_images_writes_every_output(tiny_weights, tiny_set, tmp_pa
     assert "- commit: " in summary and "Skipped (`--no-speed`)" in summary and "rd.png" in summary
 
 
+def test_bench_with_refinement_names_the_curves_and_compares_them(tiny_weights, tiny_set, tmp_path):
+    from informer_codec.bench.run import parse_settings, run_bench
+
+    out = tmp_path / "bench"
+    settings = parse_settings(tiny_set, out, models="informer", qualities="20,80", baselines="jpeg-420",
+                              anchor="jpeg-420", anchors_dir=None, speed=False, refine=2, limit=1)
+    run_bench(settings)
+    data = _check_schema(out / "informer-refine2.json", len(QUALITIES))
+    assert "latents refined in 2 steps" in data["description"]
+    assert not (out / "informer.json").exists()
+    assert "| informer-refine2 |" in (out / "bd_rate.md").read_text()
+
+
 @pytest.mark.parametrize("args", [
+    ["--refine", "-3"],
     ["--anchor", "no-such-codec"],
     ["--qualities", "50,101"],
     ["--models", "jpeg"],

@@ -25,6 +25,7 @@ class EncodeSettings:
     strip: bool
     max_pixels: int
     device: str
+    refine: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def encode_file(settings: EncodeSettings, source: str, target: str) -> dict:
     image = images.load(read_input(source), settings.max_pixels)
     metadata = None if settings.strip else image.metadata
     result = codec.encode(image.pixels, model=settings.model, quality=settings.quality,
-                          device=settings.device, metadata=metadata)
+                          device=settings.device, metadata=metadata, refine=settings.refine)
     write_output(target, result.data)
     pixels = result.width * result.height
     return {"width": result.width, "height": result.height, "bytes": len(result.data),

@@ -73,17 +73,20 @@ def tile_size_for(width: int, height: int) -> int:
 
 def encode(pixels: np.ndarray, model: str = DEFAULT_MODEL, quality: float = DEFAULT_QUALITY,
            device: str = "cpu", metadata: Metadata | None = None,
-           tile_size: int | None = None) -> EncodeResult:
+           tile_size: int | None = None, refine: int = 0) -> EncodeResult:
     """Compress (H, W, 3) uint8 RGB pixels into container bytes.
 
     ``metadata`` (ICC profile, EXIF) goes into ancillary chunks before the coded
     data, as PNG puts iCCP before IDAT; the codec never interprets it. Each tile
     (``tile_size``: None picks by image size, 0 is one tile) is coded as an image
-    of its own, one at a time, so only one tile is ever held as a float tensor.
+    of its own, one at a time, so only one tile is ever held as a float tensor. ``refine``:
+    iterations of latent refinement per tile (smaller files, slower encodes; 0: none).
     """
     start = time.perf_counter()
     if not 0 <= quality <= 100:
         raise ValueError("quality must be within 0-100")
+    if refine < 0:
+        raise ValueError("refine must be 0 or more iterations")
     net, digest = _load_model(model, device)
     height, width = pixels.shape[:2]
     tile_size = tile_size_for(width, height) if tile_size is None else tile_size
@@ -92,18 +95,19 @@ def encode(pixels: np.ndarray, model: str = DEFAULT_MODEL, quality: float = DEFA
     header = container.Header(model, digest, q, width, height, tile_size)
     chunks = (metadata or Metadata()).chunks()
     for tile in header.tiles():
-        chunks += _encode_tile(net, pixels, tile, q, device)
+        chunks += _encode_tile(net, pixels, tile, q, device, refine)
     data = container.write(container.Container(header, chunks))
     return EncodeResult(data, width, height, time.perf_counter() - start)
 
 
-def _encode_tile(net, pixels: np.ndarray, tile: container.Tile, quality: float, device: str) -> list:
+def _encode_tile(net, pixels: np.ndarray, tile: container.Tile, quality: float, device: str,
+                 refine: int) -> list:
     """The SIDE and LATY chunks of one tile, padded on its own as a whole image would be."""
     import torch
 
     crop = np.array(pixels[tile.y : tile.y + tile.height, tile.x : tile.x + tile.width])  # writable copy
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div_(255).to(device)
-    latents = net.compress(_pad(x, net.downsample), quality)
+    latents = net.compress(_pad(x, net.downsample), quality, refine=refine, size=(tile.height, tile.width))
     return [("SIDE", latents.side), ("LATY", container.pack_latent(latents.checksum, latents.latent))]
 
 

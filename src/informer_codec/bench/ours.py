@@ -26,12 +26,17 @@ def warm_up(model: str) -> None:
     codec.decode(codec.encode(pixels, model=model, quality=50).data)
 
 
-def code(model: str, quality: float, pixels: np.ndarray) -> Measurement:
+def curve_name(model: str, refine: int) -> str:
+    """A curve's name: the model's, or ``<model>-refine<N>`` for an encoder that refines."""
+    return f"{model}-refine{refine}" if refine else model
+
+
+def code(model: str, quality: float, pixels: np.ndarray, refine: int = 0) -> Measurement:
     """Encode and decode through informer_codec.codec, timing each call from outside."""
     from informer_codec import codec
 
     start = time.perf_counter()
-    data = codec.encode(pixels, model=model, quality=quality).data
+    data = codec.encode(pixels, model=model, quality=quality, refine=refine).data
     encoding_time = time.perf_counter() - start
     start = time.perf_counter()
     decoded = codec.decode(data).pixels
@@ -39,21 +44,22 @@ def code(model: str, quality: float, pixels: np.ndarray) -> Measurement:
     return measure(pixels, decoded, len(data), encoding_time, decoding_time)
 
 
-def run(models: list[str], qualities: list[float], images: list[np.ndarray]
+def run(models: list[str], qualities: list[float], images: list[np.ndarray], refine: int = 0
         ) -> dict[str, list[list[Measurement]]]:
-    """Measurements[model][quality][image] (in this process: the models hold their own threads)."""
+    """Measurements[curve name][quality][image] (in this process: the models hold their own threads)."""
     from tqdm import tqdm
 
     out: dict[str, list[list[Measurement]]] = {}
     for model in models:
         warm_up(model)
-        progress = tqdm(total=len(qualities) * len(images), desc=model, unit="image")
-        out[model] = []
+        name = curve_name(model, refine)
+        progress = tqdm(total=len(qualities) * len(images), desc=name, unit="image")
+        out[name] = []
         for quality in qualities:
             row = []
             for pixels in images:
-                row.append(code(model, quality, pixels))
+                row.append(code(model, quality, pixels, refine))
                 progress.update()
-            out[model].append(row)
+            out[name].append(row)
         progress.close()
     return out

@@ -39,6 +39,13 @@ class BenchSettings:
     bd_method: str = "pchip"
     jobs: int = 1
     speed: bool = True
+    refine: int = 0  # our encoder's latent refinement steps
+
+    def our_curves(self) -> list[str]:
+        """The names our models' curves carry (see :func:`ours.curve_name`)."""
+        from informer_codec.bench.ours import curve_name
+
+        return [curve_name(model, self.refine) for model in self.models]
 
 
 def _names(text: str) -> list[str]:
@@ -117,20 +124,22 @@ def _anchor(name: str | None, measured: list[str], anchors_dir: Path | None) -> 
 def parse_settings(directory: Path, out: Path, models: str = DEFAULT_MODELS,
                    qualities: str = DEFAULT_QUALITIES, baselines: str = "all", anchor: str | None = None,
                    anchors_dir: Path | None = None, bd_method: str = "pchip", jobs: int = 1, limit: int = 0,
-                   speed: bool = True) -> BenchSettings:
+                   speed: bool = True, refine: int = 0) -> BenchSettings:
     """Check every option (ValueError with a user-facing message) before any work starts."""
     if jobs < 1 or limit < 0:
         raise ValueError("--jobs must be at least 1 and --limit at least 0")
     if anchors_dir is not None and not anchors_dir.is_dir():
         anchors_dir = None
+    from informer_codec.bench.ours import curve_name
+
     chosen_models, chosen_baselines = _models(models), _baselines(baselines)
-    measured = chosen_models + chosen_baselines
+    measured = [curve_name(m, refine) for m in chosen_models] + chosen_baselines
     if not measured:
         raise ValueError("nothing to measure: give --models or --baselines")
     anchors = [anchors_dir / f"{a}.json" for a in PLOT_ANCHORS] if anchors_dir else []
     return BenchSettings(list_images(directory, limit), out, chosen_models, _qualities(qualities),
                          chosen_baselines, _anchor(anchor, measured, anchors_dir),
-                         [a for a in anchors if a.is_file()], bd_method, jobs, speed)
+                         [a for a in anchors if a.is_file()], bd_method, jobs, speed, refine)
 
 
 def _load(paths: list[Path]) -> list[np.ndarray]:
@@ -143,14 +152,15 @@ def _our_curves(settings: BenchSettings, pixels: list[np.ndarray]) -> list[Curve
     from informer_codec.bench import ours
     from informer_codec.bench.results import from_measurements
 
-    measured = ours.run(settings.models, settings.qualities, pixels)
+    measured = ours.run(settings.models, settings.qualities, pixels, settings.refine)
     sweep = ", ".join(f"{q:g}" for q in settings.qualities)
+    refined = f", latents refined in {settings.refine} steps" if settings.refine else ""
     return [from_measurements(
-        model,
-        f"{model} (ours), weights sha256 {ours.weights_digest(model)}..., qualities {sweep}, "
+        name,
+        f"{model} (ours), weights sha256 {ours.weights_digest(model)}..., qualities {sweep}{refined}, "
         f"real .inf container bytes, PSNR/MS-SSIM on the 8-bit decoded image",
         points, "ours", {"quality": settings.qualities, "images": len(pixels)},
-    ) for model, points in measured.items()]
+    ) for model, (name, points) in zip(settings.models, measured.items(), strict=True)]
 
 
 def _baseline_curves(settings: BenchSettings) -> list[Curve]:
@@ -201,7 +211,7 @@ def _context(settings: BenchSettings, anchors: list[Curve], anchor: Curve) -> li
     first = settings.images[0]
     return [
         f"images: {len(settings.images)} from {first.parent} (first: {first.name})",
-        f"our models: {', '.join(settings.models) or 'none'} at qualities "
+        f"our models: {', '.join(settings.our_curves()) or 'none'} at qualities "
         f"{', '.join(f'{q:g}' for q in settings.qualities)}",
         f"baselines (Pillow): {', '.join(settings.baselines) or 'none'}; --jobs {settings.jobs}",
         f"anchors: {', '.join(c.name for c in anchors) or 'none'} (published means over all 24 Kodak "
@@ -226,8 +236,8 @@ def run_bench(settings: BenchSettings) -> dict[str, Path]:
     anchors, anchor = _anchor_curves(settings, measured)
     everything = measured + anchors
     bd_markdown = bdrate.table(everything, anchor, settings.bd_method)
-    ours = [c for c in measured if c.name in settings.models]
-    references = [c for c in everything if c.name not in settings.models and c.name in MATRIX_REFERENCES]
+    ours = [c for c in measured if c.name in settings.our_curves()]
+    references = [c for c in everything if c not in ours and c.name in MATRIX_REFERENCES]
     if ours and references:
         bd_markdown += "\n" + bdrate.matrix(ours, references, settings.bd_method)
     print(bd_markdown)

@@ -220,18 +220,28 @@ class LatentCodecModel(nn.Module):
             quantizer = "noise" if self.training else "round"
         if quantizer not in QUANTIZERS:
             raise ValueError(f"unknown quantizer '{quantizer}' (known: {', '.join(QUANTIZERS)})")
-        y = self.gain.scale(self.g_a(x), quality)
+        return self.latent_forward(self.gain.scale(self.g_a(x), quality), quality, quantizer)
+
+    def latent_forward(self, y: Tensor, quality: Tensor, quantizer: str,
+                       y_tilde: Tensor | None = None) -> dict:
+        """:meth:`forward` from the scaled latent ``y`` on: side information, likelihoods, pixels.
+
+        ``y_tilde``: a stand-in for round(y) that the caller relaxes itself (the encoder's
+        latent refinement); it is priced as ``"round"`` prices a rounded latent.
+        """
         psi, extra, likelihoods = self._side_forward(y, quantizer)
         y32 = y.float()
-        if quantizer == "noise":
+        if y_tilde is not None:
+            quantizer = "round"
+        elif quantizer == "noise":
             y_tilde = self.gaussian.quantize(y32, "noise")
         else:
             y_tilde = quantize_ste(y32)
         phi = self._context_forward(self.context(y_tilde.to(y.dtype)), extra)
         params = self.entropy_parameters(torch.cat([psi, phi.to(psi.dtype)], dim=1))
         scales, means = params.float().chunk(2, dim=1)
-        with torch.autocast(x.device.type, enabled=False):
-            likelihoods["y"] = self._latent_likelihood(y32, y_tilde, scales, means, quantizer)
+        with torch.autocast(y.device.type, enabled=False):
+            likelihoods["y"] = self._latent_likelihood(y32, y_tilde.float(), scales, means, quantizer)
         x_hat = self.g_s(self.gain.unscale(y_tilde.to(y.dtype), quality))
         return {"x_hat": x_hat, "likelihoods": likelihoods}
 
@@ -318,15 +328,25 @@ class LatentCodecModel(nn.Module):
             return self.g_a(x.contiguous(memory_format=torch.channels_last)).float()
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float, bf16: bool | None = None) -> CompressedLatents:
+    def compress(self, x: Tensor, quality: float, bf16: bool | None = None, refine: int = 0,
+                 size: tuple[int, int] | None = None) -> CompressedLatents:
         """Code one padded image (1, 3, H, W) in [0, 1] at a quality in [0, 100].
 
         ``bf16``: the analysis precision (see :meth:`analyze`); None picks by hardware.
+        ``refine``: iterations of latent refinement for this image (see
+        :mod:`informer_codec.models.refine`; 0: none), scoring distortion on the top-left
+        ``size`` (height, width) only, the image without its padding.
         """
         from informer_codec import coder
+        from informer_codec.hardware import bf16_is_fast
 
         q = torch.tensor([quality], dtype=torch.float32, device=x.device)
         y = self.gain.scale(self.analyze(x, bf16), q)
+        if refine:
+            from informer_codec.models.refine import refine_latent
+
+            fast = bf16_is_fast(x.device.type) if bf16 is None else bf16
+            y = refine_latent(self, x, y, quality, refine, fast, size)
         y_hat = exact.quantize(y[0])
         side_encoder = coder.StreamEncoder()
         side = self._encode_side(y, y_hat, side_encoder)
