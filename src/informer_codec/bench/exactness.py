@@ -20,6 +20,7 @@ from PIL import Image
 
 from informer_codec import weights
 from informer_codec.codec import _pad
+from informer_codec.models.base import likelihood_bits
 
 
 @torch.no_grad()
@@ -28,7 +29,7 @@ def rate_cost(model, pixels: np.ndarray, quality: float) -> tuple[float, float]:
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
     x = _pad(x, model.downsample)
     likelihoods = model(x, torch.tensor([quality]))["likelihoods"]
-    estimate = sum(float(-torch.log2(likelihood).sum()) for likelihood in likelihoods.values())
+    estimate = float(likelihood_bits(likelihoods).sum())
     latents = model.compress(x, quality, bf16=False)  # the symbols the float32 forward priced
     return 8.0 * (len(latents.side) + len(latents.latent)), estimate
 

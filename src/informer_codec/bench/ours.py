@@ -46,20 +46,19 @@ def code(model: str, quality: float, pixels: np.ndarray, refine: int = 0) -> Mea
 
 def run(models: list[str], qualities: list[float], images: list[np.ndarray], refine: int = 0
         ) -> dict[str, list[list[Measurement]]]:
-    """Measurements[curve name][quality][image] (in this process: the models hold their own threads)."""
+    """Measurements[model][quality][image] (in this process: the models hold their own threads)."""
     from tqdm import tqdm
 
     out: dict[str, list[list[Measurement]]] = {}
     for model in models:
         warm_up(model)
-        name = curve_name(model, refine)
-        progress = tqdm(total=len(qualities) * len(images), desc=name, unit="image")
-        out[name] = []
+        progress = tqdm(total=len(qualities) * len(images), desc=curve_name(model, refine), unit="image")
+        out[model] = []
         for quality in qualities:
             row = []
             for pixels in images:
                 row.append(code(model, quality, pixels, refine))
                 progress.update()
-            out[name].append(row)
+            out[model].append(row)
         progress.close()
     return out

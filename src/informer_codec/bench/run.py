@@ -156,11 +156,11 @@ def _our_curves(settings: BenchSettings, pixels: list[np.ndarray]) -> list[Curve
     sweep = ", ".join(f"{q:g}" for q in settings.qualities)
     refined = f", latents refined in {settings.refine} steps" if settings.refine else ""
     return [from_measurements(
-        name,
+        ours.curve_name(model, settings.refine),
         f"{model} (ours), weights sha256 {ours.weights_digest(model)}..., qualities {sweep}{refined}, "
         f"real .inf container bytes, PSNR/MS-SSIM on the 8-bit decoded image",
         points, "ours", {"quality": settings.qualities, "images": len(pixels)},
-    ) for model, (name, points) in zip(settings.models, measured.items(), strict=True)]
+    ) for model, points in measured.items()]
 
 
 def _baseline_curves(settings: BenchSettings) -> list[Curve]:
@@ -236,8 +236,9 @@ def run_bench(settings: BenchSettings) -> dict[str, Path]:
     anchors, anchor = _anchor_curves(settings, measured)
     everything = measured + anchors
     bd_markdown = bdrate.table(everything, anchor, settings.bd_method)
-    ours = [c for c in measured if c.name in settings.our_curves()]
-    references = [c for c in everything if c not in ours and c.name in MATRIX_REFERENCES]
+    our_names = settings.our_curves()
+    ours = [c for c in measured if c.name in our_names]
+    references = [c for c in everything if c.name not in our_names and c.name in MATRIX_REFERENCES]
     if ours and references:
         bd_markdown += "\n" + bdrate.matrix(ours, references, settings.bd_method)
     print(bd_markdown)

@@ -170,6 +170,11 @@ def quantize_side(bottleneck: nn.Module, z: Tensor, quantizer: str) -> tuple[Ten
     return z_hat, likelihood.reshape(per_channel.shape).transpose(0, 1)
 
 
+def likelihood_bits(likelihoods: dict[str, Tensor]) -> Tensor:
+    """Bits per image (B,) that a forward's likelihoods price: -log2 of each, summed, in float32."""
+    return sum((-torch.log2(lik.float())).flatten(1).sum(dim=1) for lik in likelihoods.values())
+
+
 def latent_checksum(y_hat: Tensor, side_symbols: list[np.ndarray]) -> int:
     """CRC-32 of every coded symbol: a desync from any cause shows up here."""
     crc = zlib.crc32(y_hat.to(torch.int32).numpy().tobytes())
@@ -338,11 +343,11 @@ class LatentCodecModel(nn.Module):
         ``size`` (height, width) only, the image without its padding.
         """
         from informer_codec import coder
-        from informer_codec.hardware import bf16_is_fast
 
         q = torch.tensor([quality], dtype=torch.float32, device=x.device)
         y = self.gain.scale(self.analyze(x, bf16), q)
         if refine:
+            from informer_codec.hardware import bf16_is_fast
             from informer_codec.models.refine import refine_latent
 
             fast = bf16_is_fast(x.device.type) if bf16 is None else bf16

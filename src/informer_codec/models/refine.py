@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from informer_codec.models.base import likelihood_bits
 from informer_codec.models.blocks import interpolate_lambda
 
 LEARNING_RATE = 0.005  # Adam, in latent units (one unit is one quantisation step)
@@ -43,7 +44,7 @@ def refine_latent(model, x: Tensor, y: Tensor, quality: float, steps: int, bf16:
     def cost(latent: Tensor, y_tilde: Tensor | None) -> Tensor:
         with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model.latent_forward(latent, q, "round", y_tilde)
-        bits = sum((-torch.log2(lik.float())).sum() for lik in out["likelihoods"].values())
+        bits = likelihood_bits(out["likelihoods"]).sum()
         mse = (out["x_hat"].float()[:, :, :height, :width].clamp(0, 1) - target).pow(2).mean()
         return bits / (height * width) + lam * 255**2 * mse
 

@@ -105,6 +105,7 @@ def held_out_bd_rates(names: list[str], results: list[list[LevelScore]]) -> str:
         from informer_codec.bench.bdrate import bd_rate
     except ImportError:  # bjontegaard comes with the bench extra
         return "BD-rate against the first: needs the bench extra (pip install informer-codec[bench])"
+
     def curve(scores: list[LevelScore]) -> tuple[list[float], list[float]]:
         return [s.bpp for s in scores], [s.psnr for s in scores]
 

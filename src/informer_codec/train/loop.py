@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from informer_codec.hardware import bf16_is_fast
 from informer_codec.models import LatentCodecModel, ModelConfig, build_model
+from informer_codec.models.base import likelihood_bits
 from informer_codec.models.blocks import interpolate_lambda
 from informer_codec.train.data import CropSampler, list_images, split, validation_crops
 
@@ -109,9 +110,7 @@ def rate_distortion(model: LatentCodecModel, x: torch.Tensor, quality: torch.Ten
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model(x, quality, quantizer)
     pixels = x.shape[2] * x.shape[3]
-    bits = sum(
-        (-torch.log2(lik.float())).flatten(1).sum(dim=1) for lik in out["likelihoods"].values()
-    )
+    bits = likelihood_bits(out["likelihoods"])
     bpp = bits / pixels
     mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(dim=1)
     lam = interpolate_lambda(model.config.lambdas, quality)
