@@ -12,20 +12,23 @@ KODAK ?= ../shared/data/kodak
 
 setup: $(STAMP)
 
-# Every install is pinned by constraints.txt and retried up to three times: a download cut off
-# mid-way (seen once in CI) then costs a retry, not the run.
-PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
-THIS_PACKAGE := -e '.[dev,bench]'
+# requirements.lock names every package at its exact version; installing it with --no-deps means pip
+# resolves nothing, so a clean clone gets the set the suite passed with. Each download may resume ten
+# times, and each install is retried up to four times, further apart each time: a download cut off
+# mid-way (seen in CI) then costs a retry, not the run.
+PIP_INSTALL := $(PY) -m pip install -q --resume-retries 10 --retries 10
+# The venv's own pip predates --resume-retries; it only installs the pinned pip.
+PIP_UPGRADE := $(PY) -m pip install -q --retries 10 pip==26.2.1
 define retry
-for attempt in 1 2 3; do $(1) && break; [ $$attempt = 3 ] && exit 1; echo "retrying: $(1)"; sleep 15; done
+for attempt in 1 2 3 4; do $(1) && break; [ $$attempt = 4 ] && exit 1; echo "retrying: $(1)"; sleep $$((attempt * 20)); done
 endef
 
-# torch first, pinned: on this machine 2.14.1 and torchvision 0.29.1 install from local disk.
-$(STAMP): pyproject.toml constraints.txt
+# The editable install builds with the lock's hatchling (no isolated build environment to download).
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(call retry,$(PY) -m pip install -q pip==26.2.1)
-	$(call retry,$(PIP_INSTALL) torch==2.14.1 torchvision==0.29.1)
-	$(call retry,$(PIP_INSTALL) $(THIS_PACKAGE))
+	$(call retry,$(PIP_UPGRADE))
+	$(call retry,$(PIP_INSTALL) --no-deps -r requirements.lock)
+	$(call retry,$(PIP_INSTALL) --no-deps --no-build-isolation -e .)
 	touch $(STAMP)
 
 demo: $(STAMP)
