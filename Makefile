@@ -16,9 +16,10 @@ setup: $(STAMP)
 # resolves nothing, so a clean clone gets the set the suite passed with. Each download may resume ten
 # times, and each install is retried up to four times, further apart each time: a download cut off
 # mid-way (seen in CI) then costs a retry, not the run.
-PIP_INSTALL := $(PY) -m pip install -q --resume-retries 10 --retries 10
+PIP := $(PY) -m pip install -q --retries 10
 # The venv's own pip predates --resume-retries; it only installs the pinned pip.
-PIP_UPGRADE := $(PY) -m pip install -q --retries 10 pip==26.2.1
+PIP_UPGRADE := $(PIP) pip==26.2.1
+PIP_INSTALL := $(PIP) --resume-retries 10
 define retry
 for attempt in 1 2 3 4; do $(1) && break; [ $$attempt = 4 ] && exit 1; echo "retrying: $(1)"; sleep $$((attempt * 20)); done
 endef
