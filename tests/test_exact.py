@@ -32,49 +32,6 @@ def test_split_layer_equals_the_layer_over_the_concatenation():
     assert torch.equal(reversed_order, whole)
 
 
-def _symbol_layer(seed: int) -> exact.SymbolLinear:
-    """A context-sized layer: 14-bit grid weights, as the shipped context's are."""
-    w = _grid_values((64, 2304), exact.WEIGHT_BITS, 0.05, seed)
-    return exact.SymbolLinear(w, _grid_values((64,), exact.WEIGHT_BITS, 0.3, seed + 1))
-
-
-def test_symbol_layer_in_float32_gives_the_float64_bits_and_leaves_rows_that_could_overflow_to_float64():
-    layer = _symbol_layer(5)
-    generator = torch.Generator().manual_seed(6)
-    symbols = torch.randint(-3, 4, (40, 2304), generator=generator).double()
-    symbols[::7] *= 4000  # rows whose sums leave float32's exact range
-    expected = exact.linear(symbols, layer.w, layer.b)
-    assert torch.equal(layer(symbols), expected)
-    # The large rows are ones a float32 GEMM gets wrong, the small ones it gets right.
-    in_float32 = exact.to_grid_(torch.mm(symbols.float(), layer.w32.T).double().add_(layer.b))
-    wrong = (in_float32 != expected).any(dim=1)
-    assert wrong[::7].all() and not wrong[1::7].any()
-
-
-def test_symbol_layer_keeps_to_float64_when_float32_matmuls_may_run_in_bf16():
-    layer = _symbol_layer(7)
-    symbols = torch.randint(-3, 4, (8, 2304), generator=torch.Generator().manual_seed(8)).double()
-    matmul = torch.backends.mkldnn.matmul
-    before = matmul.fp32_precision
-    matmul.fp32_precision = "bf16"
-    try:
-        assert not exact._float32_matmul_is_ieee()
-        assert torch.equal(layer(symbols), exact.linear(symbols, layer.w, layer.b))
-    finally:
-        matmul.fp32_precision = before
-    assert exact._float32_matmul_is_ieee()
-
-
-def test_symbol_layer_with_weights_float32_cannot_hold_uses_float64_for_every_row():
-    w = _grid_values((4, 12), exact.WEIGHT_BITS, 0.05, 9)
-    w[0, 0] = 300.0 + 2.0**-exact.WEIGHT_BITS  # 2**24 units and more
-    b = torch.zeros(4, dtype=torch.float64)
-    layer = exact.SymbolLinear(w, b)
-    assert math.isinf(float(layer.column_units.max()))
-    symbols = torch.ones(3, 12, dtype=torch.float64)
-    assert torch.equal(layer(symbols), exact.linear(symbols, w, b))
-
-
 def test_in_place_rounding_matches_the_copying_one():
     x = torch.randn(1000, dtype=torch.float64) * 3e4
     copy = x.clone()

@@ -232,12 +232,13 @@ class ContextModel(nn.Module):
     def forward(self, y_hat: Tensor) -> Tensor:
         return self.conv(y_hat)
 
-    def exact_weights(self) -> exact.SymbolLinear:
-        """The exact layer over the causal taps: a (2M, 12*M) weight, tap-major as
-        :class:`PaddedLatent` gathers them; its inputs are latent symbols."""
+    def exact_weights(self) -> tuple[Tensor, Tensor]:
+        """(2M, 12*M) weight over the causal taps, tap-major as :class:`PaddedLatent` gathers them."""
         taps = [self.conv.weight[:, :, 2 + dh, 2 + dw] for dh, dw in CONTEXT_TAPS]
         w = exact.weight(torch.stack(taps, dim=1).flatten(1))
-        return exact.SymbolLinear(w, exact.weight(self.conv.bias))
+        b = exact.weight(self.conv.bias)
+        exact.check_exact(w, b)
+        return w, b
 
 
 class PaddedLatent:

@@ -105,56 +105,6 @@ def partial_linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return torch.addmm(b, x, w.T)
 
 
-class SymbolLinear:
-    """:func:`linear` for integer inputs (the latent symbols), in float32 wherever that is exact.
-
-    Every term ``x_k * w_jk`` of such an input is a whole number of weight-grid
-    units (``2**-WEIGHT_BITS``), and so is every partial sum, in any order. An
-    output whose ``sum_k |x_k| * |w_jk|`` stays below ``2**24`` units has all its
-    partial sums within what float32 holds exactly, so a float32 GEMM gives the
-    same exact value as float64 with half the bytes of weights to read: the
-    decoder's context layer reads its 2304x384 weights once per wavefront. On
-    Kodak that bound reached about ``2**22.4`` at quality 100 (kodim01), so the
-    float64 path is left only for rows that could overflow, checked per row with
-    a cheap bound (``|x| @ max_j |w_jk|``), and whenever torch is told to run float32
-    matmuls in lower precision. Both paths give the same bits.
-    """
-
-    FLOAT32_EXACT = 2.0**24  # float32 holds every whole number up to here
-
-    def __init__(self, w: Tensor, b: Tensor):
-        check_exact(w, b)
-        self.w, self.b = w, b
-        units = w.abs().amax(dim=0) * 2**WEIGHT_BITS
-        self.w32 = w.float()
-        # A weight float32 cannot hold exactly sends every row down the float64 path.
-        fits = float(units.max()) < self.FLOAT32_EXACT
-        self.column_units = units if fits else torch.full_like(units, math.inf)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """grid(x @ w.T + b) for x (n, in) of whole numbers within +-ACT_LIMIT."""
-        if not _float32_matmul_is_ieee():
-            return linear(x, self.w, self.b)
-        in_float32 = (x.abs() @ self.column_units) < self.FLOAT32_EXACT
-        out = torch.mm(x.float(), self.w32.T).double()
-        if not bool(in_float32.all()):
-            wide = ~in_float32
-            out[wide] = x[wide] @ self.w.T
-        return to_grid_(out.add_(self.b))
-
-
-def _float32_matmul_is_ieee() -> bool:
-    """Whether CPU float32 matmuls are plain IEEE: torch can be set to run them in bf16
-    (``torch.set_float32_matmul_precision("medium")`` does, through oneDNN)."""
-    mkldnn = torch.backends.mkldnn
-    settings = (getattr(getattr(mkldnn, "matmul", None), "fp32_precision", "none"),
-                getattr(mkldnn, "fp32_precision", "none"), getattr(torch.backends, "fp32_precision", "none"))
-    for setting in settings:  # the most specific one that is set decides
-        if setting != "none":
-            return setting == "ieee"
-    return True
-
-
 def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
     """LeakyReLU of grid values within the limit: one correctly rounded multiply, then back to the grid.
 
