@@ -179,23 +179,21 @@ def test_round_quantizer_trains_on_what_eval_measures(model):
 
 
 @pytest.mark.parametrize("name", ["informer", "mbt2018"])
-def test_bf16_synthesis_moves_shipped_pixels_by_at_most_one_level(name):
-    """g_s's widest layer runs in bf16 where the CPU is fast at it (forced on and off here): from
-    the same latent, the pixels move by at most one level, and some do move."""
+def test_decoded_pixels_do_not_depend_on_fast_bf16_hardware(name, monkeypatch):
+    """Only the encoder may use bf16. g_s's widest layer once ran in bf16 where the CPU was fast
+    at it, which moved the shipped weights' pixels up to 1.17 levels from float32 (two after
+    rounding; docs/performance.md, session 20): a decoder on another CPU must land within one."""
     from PIL import Image
 
     from conftest import SAMPLE
-    from informer_codec import weights
-    from informer_codec.codec import to_pixels
+    from informer_codec import hardware, weights
 
-    net = weights.load_file(Path(__file__).resolve().parents[1] / "weights" / f"{name}.pt")
-    pixels = np.array(Image.open(SAMPLE).convert("RGB"))
-    height, width = pixels.shape[:2]
+    path = Path(__file__).resolve().parents[1] / "weights" / f"{name}.pt"
+    pixels = np.array(Image.open(SAMPLE).convert("RGB"))[:64, :96]
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda device_type: False)
+    net = weights.load_file(path)
     x = _pad(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255, net.downsample)
-    y_hat = net.compress(x, 60.0).y_hat
-    decoded = {}
-    for bf16 in (False, True):
-        net.use_bf16_synthesis(bf16)
-        decoded[bf16] = to_pixels(net.synthesize(y_hat, 60.0), width, height).astype(int)
-    difference = np.abs(decoded[True] - decoded[False])
-    assert difference.max() == 1
+    latents = net.compress(x, 60.0)
+    plain = net.decompress(latents, 60.0)
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda device_type: True)
+    assert torch.equal(weights.load_file(path).decompress(latents, 60.0), plain)

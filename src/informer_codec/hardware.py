@@ -1,5 +1,5 @@
-"""What the machine does fast: decides where bf16 is worth using (training, the encoder's
-analysis, the decoder's widest synthesis layer)."""
+"""What the machine does fast: decides where bf16 is worth using (training and the encoder's
+analysis; the decoder stays float32, see docs/performance.md, session 20)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,6 @@ def load_file(path: Path, device: str = "cpu"):
     """Rebuild a frozen model from a weights file written by :func:`save_file`."""
     import torch
 
-    from informer_codec.hardware import bf16_is_fast
     from informer_codec.models import ModelConfig, build_model
 
     try:
@@ -91,7 +90,6 @@ def load_file(path: Path, device: str = "cpu"):
         raise WeightsError(f"weights file {path} does not match model '{config.name}'")
     model.eval()
     model.use_fast_layout()
-    model.use_bf16_synthesis(bf16_is_fast("cpu"))
     return model.to(device)
 
 

@@ -25,7 +25,6 @@ from torch import Tensor, nn
 from informer_codec.models import exact
 from informer_codec.models._compressai import GaussianConditional, quantize_ste
 from informer_codec.models.blocks import (
-    Bf16ConvTranspose,
     ContextModel,
     EntropyParameters,
     GainUnits,
@@ -475,12 +474,6 @@ class LatentCodecModel(nn.Module):
         """
         for transform in (self.g_a, self.g_s):
             transform.to(memory_format=torch.channels_last)
-
-    def use_bf16_synthesis(self, enabled: bool) -> None:
-        """Run g_s's widest layer in bf16 at inference (see :class:`Bf16ConvTranspose`)."""
-        for layer in self.g_s:
-            if isinstance(layer, Bf16ConvTranspose):
-                layer.bf16 = enabled
 
     def _encode_side(self, y: Tensor, y_hat: Tensor, encoder) -> ExactSide:
         raise NotImplementedError

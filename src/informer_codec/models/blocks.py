@@ -127,32 +127,6 @@ class PhaseConvTranspose(nn.ConvTranspose2d):
         return self._phases[1], self._phases[2]
 
 
-class Bf16ConvTranspose(nn.ConvTranspose2d):
-    """g_s's widest transposed convolution, multiplying in bf16 at inference where the CPU is fast at it.
-
-    The third layer of g_s (N to N channels, to 1/2 of the image size) is about three quarters of a
-    decode's synthesis time. AVX512-BF16 does twice float32's multiply-adds per cycle: Informer's
-    kodim01 decode took 678 ms instead of 740 (median of 8, alternating, session 13). The
-    synthesis only places pixels; no symbol's distribution depends on it, so this moves
-    pixels, never the decoded latent. On all 24 Kodak images (Informer at quality 50 and 100,
-    mbt2018 at 100) it moved them from the float32 result by at most 0.80 of a level before
-    rounding (one level after), and PSNR by at most 0.006 dB. Putting g_s's second layer in
-    bf16 as well saved 9 ms more but moved pixels by up to 1.04 levels, so a decoder without
-    fast bf16 (float32 throughout) could land two levels apart. ``bf16`` is switched on per
-    loaded model (:meth:`LatentCodecModel.use_bf16_synthesis`); training, GPUs and CPUs
-    without fast bf16 keep float32.
-    """
-
-    bf16 = False
-
-    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        if not self.bf16 or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
-            return super().forward(x, output_size)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = super().forward(x, output_size)
-        return out.float()  # keeps channels-last, where the GDN after it has its fast path
-
-
 def analysis_transform(n: int, m: int) -> nn.Sequential:
     """g_a: four 5x5 stride-2 convs with GDN, x (3 ch) -> y (m ch) at 1/16 resolution."""
     return nn.Sequential(
@@ -168,7 +142,7 @@ def synthesis_transform(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(
         nn.ConvTranspose2d(m, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True, in_place=True),
         nn.ConvTranspose2d(n, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True, in_place=True),
-        Bf16ConvTranspose(n, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True, in_place=True),
+        nn.ConvTranspose2d(n, n, 5, 2, 2, output_padding=1), GDN(n, inverse=True, in_place=True),
         PhaseConvTranspose(n, 3),
     )  # fmt: skip
 

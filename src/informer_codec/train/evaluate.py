@@ -54,7 +54,6 @@ def load_scored_model(path: Path, live: bool = False) -> LatentCodecModel:
             except Exception:  # torch's and pickle's messages run over many lines
                 raise WeightsError(f"{path}: neither a weights file nor a training checkpoint") from None
             model = load_file(exported)
-    model.use_bf16_synthesis(False)  # the codec's decoder may use bf16 there; scores stay float32
     return model
 
 
