@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from conftest import random_image, run_cli
+from conftest import random_image
+from informer_codec.bench.determinism import ENVIRONMENTS, decode_everywhere
 
-OTHER_KERNELS = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
+OTHER_KERNELS = ENVIRONMENTS["other kernels"]
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
@@ -36,22 +36,14 @@ def _encode_all(tmp_path: Path, weights_dir: Path) -> list[Path]:
     return files
 
 
-def _decode_in_fresh_process(files: list[Path], out: Path, weights_dir: Path, env: dict) -> list[np.ndarray]:
-    out.mkdir()
-    result = run_cli("decode", *files, "-o", out, env_extra={"INFORMER_WEIGHTS_DIR": str(weights_dir)} | env)
-    assert result.returncode == 0, result.stderr.decode()
-    return [np.asarray(Image.open(out / (f.stem + ".png"))).astype(int) for f in files]
-
-
 def _check_across_environments(tmp_path: Path, weights_dir: Path) -> None:
     """Another thread count: identical pixels. Other kernels: symbols verify, pixels within 1."""
-    files = _encode_all(tmp_path, weights_dir)
-    two_threads = _decode_in_fresh_process(files, tmp_path / "a", weights_dir, {"OMP_NUM_THREADS": "2"})
-    one_thread = _decode_in_fresh_process(files, tmp_path / "b", weights_dir, {"OMP_NUM_THREADS": "1"})
-    other = _decode_in_fresh_process(files, tmp_path / "c", weights_dir, OTHER_KERNELS)
-    for a, b, c in zip(two_threads, one_thread, other, strict=True):
-        assert np.array_equal(a, b)
-        assert np.abs(a - c).max() <= 1
+    decoded = decode_everywhere(_encode_all(tmp_path, weights_dir), tmp_path)
+    failed = {name: pixels for name, pixels in decoded.items() if isinstance(pixels, str)}
+    assert not failed
+    for normal, one_thread, other in zip(*decoded.values(), strict=True):
+        assert np.array_equal(normal, one_thread)
+        assert np.abs(normal - other).max() <= 1
 
 
 def test_decode_with_other_kernels_and_threads_verifies_and_matches(weights_dir, tmp_path, monkeypatch):
@@ -66,7 +58,7 @@ def test_shipped_weights_decode_the_same_under_other_kernels(tmp_path, monkeypat
 
 
 def test_kernels_capped_below_the_cpu_turn_bf16_off():
-    """Under the other kernels bf16 would be emulated (slow), so the decoder keeps g_s in float32 there."""
+    """Under the other kernels bf16 would be emulated (slow), so the encoder's g_a stays float32 there."""
     probe = "from informer_codec import hardware; print(hardware.bf16_is_fast('cpu'))"
     result = subprocess.run([sys.executable, "-c", probe], env=os.environ | OTHER_KERNELS,
                             capture_output=True, text=True, check=True)
