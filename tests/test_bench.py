@@ -181,3 +181,19 @@ def test_speed_rounds_interleave_the_codecs_and_leave_out_the_warm_up(monkeypatc
     assert len(calls) == 4 * 4  # a warm-up round and three timed rounds of two codecs
     assert [(t.name, t.encode_s, t.decode_s) for t in timings] == [("a", 1.0, 2.0), ("b", 3.0, 6.0)]
     assert timings[1].bytes == len(results["b"]) == len(calls) - 1
+
+
+def test_ceiling_separates_rounding_from_the_transforms_and_crops_the_padding():
+    """On the shipped weights at quality 0, rounding costs PSNR that the unrounded latent keeps;
+    both are measured on the image itself (an odd size, so padded and cropped back)."""
+    from pathlib import Path
+
+    from conftest import SAMPLE
+    from informer_codec import weights
+    from informer_codec.bench.ceiling import ceiling
+
+    model = weights.load_file(Path(__file__).resolve().parents[1] / "weights" / "mbt2018.pt")
+    pixels = np.array(Image.open(SAMPLE).convert("RGB"))[:61, :83]
+    coded, unrounded = ceiling(model, pixels, 0.0)
+    assert math.isfinite(coded) and math.isfinite(unrounded)
+    assert unrounded > coded + 0.5
