@@ -197,3 +197,30 @@ def test_decoded_pixels_do_not_depend_on_fast_bf16_hardware(name, monkeypatch):
     plain = net.decompress(latents, 60.0)
     monkeypatch.setattr(hardware, "bf16_is_fast", lambda device_type: True)
     assert torch.equal(weights.load_file(path).decompress(latents, 60.0), plain)
+
+
+@pytest.mark.parametrize("name", ["informer", "mbt2018"])
+def test_gemm_weight_layout_changes_storage_not_streams_or_latents(name, monkeypatch):
+    """The exact path stores its GEMM weights transposed where the CPU's BLAS is faster that way
+    (hardware.blas_prefers_transposed_weights); either layout codes the same bytes and decodes
+    the same latent, and the switch really changes how the weights are stored."""
+    from PIL import Image
+
+    from conftest import SAMPLE
+    from informer_codec import hardware, weights
+
+    path = Path(__file__).resolve().parents[1] / "weights" / f"{name}.pt"
+    pixels = np.array(Image.open(SAMPLE).convert("RGB"))[:64, :96]
+    results = {}
+    for transposed in (False, True):
+        monkeypatch.setattr(hardware, "blas_prefers_transposed_weights", lambda t=transposed: t)
+        net = weights.load_file(path)
+        x = _pad(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255, net.downsample)
+        latents = net.compress(x, 40.0)
+        context_weight = net._exact()["context"][0]
+        results[transposed] = (latents.side, latents.latent, net.decode_latents([latents])[0],
+                               context_weight.is_contiguous(), context_weight)
+    plain, fast = results[False], results[True]
+    assert plain[0] == fast[0] and plain[1] == fast[1]
+    assert torch.equal(plain[2], fast[2])
+    assert torch.equal(plain[4], fast[4]) and plain[3] and not fast[3]

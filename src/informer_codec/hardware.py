@@ -1,5 +1,6 @@
 """What the machine does fast: decides where bf16 is worth using (training and the encoder's
-analysis; the decoder stays float32, see docs/performance.md, session 20)."""
+analysis; the decoder stays float32, see docs/performance.md, session 20), and which weight
+layout the exact path's small GEMMs prefer."""
 
 from __future__ import annotations
 
@@ -38,3 +39,18 @@ def bf16_is_fast(device_type: str) -> bool:
     """bf16 pays off on GPUs and on CPUs with AMX/AVX512-BF16 that torch may use; elsewhere it
     is emulated and measured here (AMD EPYC Zen 3, AVX2 only) 10-60x slower than float32."""
     return device_type == "cuda" or (device_type == "cpu" and _cpu_has_fast_bf16())
+
+
+@functools.cache
+def blas_prefers_transposed_weights() -> bool:
+    """Whether ``x @ w.T`` runs faster with ``w`` stored (in, out) than (out, in) on this CPU.
+
+    MKL takes its Intel code path on Intel CPUs, and there the exact path's per-wavefront
+    GEMMs (about a dozen rows) ran faster on (in, out) weights: 818 against 1,000 us for its
+    eight layers at 12 rows (session 20, Xeon with AMX). On AMD CPUs MKL runs a generic path,
+    where the same layout was slower (2.19 against 1.70 ms, session 16), so they keep (out, in).
+    """
+    try:
+        return "GenuineIntel" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False

@@ -213,10 +213,14 @@ def _machine() -> str:
             f"threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
-def _synthesis_precision() -> str:
+def _precision_note() -> str:
+    """What ran in which precision: the decoder is float32 everywhere (docs/performance.md, session
+    20); only our encoder's analysis uses bf16, and only where the CPU is fast at it."""
     from informer_codec.hardware import bf16_is_fast
 
-    return "bf16 (this CPU is fast at it)" if bf16_is_fast("cpu") else "float32 (no fast bf16 here)"
+    analysis = "bf16 (this CPU is fast at it)" if bf16_is_fast("cpu") else "float32 (no fast bf16 here)"
+    return (f"Our decoders ran in float32 (exact float64 entropy parameters), our encoders' analysis in "
+            f"{analysis}; CompressAI's models run in float32.")
 
 
 def _ratio(reference: float, ours: float) -> str:
@@ -272,7 +276,7 @@ def _markdown(image: Path, pixels: np.ndarray, quality: float, ours: list[Timing
               "where shapes match in order, with our quality gain folded into g_a's last and g_s's first "
               "layer. ScaleHyperprior's h_s keeps seeded random weights (other shapes), so its bytes "
               "mean nothing. Figures only: timings vary with load and threads.", "",
-              f"Ours ran g_s's widest layer in {_synthesis_precision()}; CompressAI's models run in float32."]
+              _precision_note()]
     return "\n".join(lines) + "\n"
 
 

@@ -293,7 +293,7 @@ class LatentCodecModel(nn.Module):
 
     def _exact(self) -> dict:
         if self._exact_cache is None:
-            self._exact_cache = self._exact_weights()
+            self._exact_cache = exact.gemm_layout(self._exact_weights())
         return self._exact_cache
 
     def _exact_weights(self) -> dict:

@@ -105,6 +105,30 @@ def partial_linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return torch.addmm(b, x, w.T)
 
 
+def gemm_layout(weights):
+    """``weights`` (nested dicts, lists and tuples) with every 2-D tensor, the GEMM matrices, stored
+    as the BLAS of this CPU multiplies ``x @ w.T`` fastest (see
+    :func:`informer_codec.hardware.blas_prefers_transposed_weights`).
+
+    Values and shapes stay the same, and so does every result: the sums are exact in any order.
+    Informer's kodim01 latent decode took 341 against 360 ms with the transposed layout on an
+    Intel Xeon (median of 7, alternating, identical latents and streams; session 20).
+    """
+    from informer_codec.hardware import blas_prefers_transposed_weights
+
+    return _transposed_storage(weights) if blas_prefers_transposed_weights() else weights
+
+
+def _transposed_storage(obj):
+    if isinstance(obj, Tensor):
+        return obj.T.contiguous().T if obj.dim() == 2 else obj
+    if isinstance(obj, dict):
+        return {key: _transposed_storage(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_transposed_storage(value) for value in obj)
+    return obj
+
+
 def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
     """LeakyReLU of grid values within the limit: one correctly rounded multiply, then back to the grid.
 
