@@ -11,7 +11,6 @@ of the rate-distortion curve, and only training them further (or wider) lifts it
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from PIL import Image
 
 from informer_codec import weights
+from informer_codec.bench import sweep_args
 from informer_codec.codec import _pad
 
 
@@ -42,19 +42,14 @@ def ceiling(model, pixels: np.ndarray, quality: float) -> tuple[float, float]:
 
 
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("images", nargs="+")
-    parser.add_argument("--qualities", default="0,50,100")
-    parser.add_argument("--models", default="informer,mbt2018")
-    args = parser.parse_args()
-    images = [np.array(Image.open(path).convert("RGB")) for path in args.images]
+    paths, models, qualities = sweep_args.parse(__doc__)
+    images = [np.array(Image.open(path).convert("RGB")) for path in paths]
     # PSNRs are means over the images, as in the bench
     print("| model | quality | PSNR as coded (dB) | PSNR unrounded (dB) | headroom (dB) |")
     print("|---|---|---|---|---|")
-    for name in args.models.split(","):
+    for name in models:
         model, _ = weights.load(name)
-        for q in (float(v) for v in args.qualities.split(",")):
+        for q in qualities:
             pairs = [ceiling(model, pixels, q) for pixels in images]
             coded, unrounded = (float(np.mean(column)) for column in zip(*pairs, strict=True))
             row = f"| {name} | {q:g} | {coded:.2f} | {unrounded:.2f} | {unrounded - coded:+.2f} |"

@@ -11,7 +11,6 @@ parameters, range coder, stream ends) to that float estimate.
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from PIL import Image
 
 from informer_codec import weights
+from informer_codec.bench import sweep_args
 from informer_codec.codec import _pad
 from informer_codec.models.base import likelihood_bits
 
@@ -35,18 +35,12 @@ def rate_cost(model, pixels: np.ndarray, quality: float) -> tuple[float, float]:
 
 
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("images", nargs="+")
-    parser.add_argument("--qualities", default="0,50,100")
-    parser.add_argument("--models", default="informer,mbt2018")
-    args = parser.parse_args()
-    qualities = [float(q) for q in args.qualities.split(",")]
-    for name in args.models.split(","):
+    paths, models, qualities = sweep_args.parse(__doc__)
+    for name in models:
         model, _ = weights.load(name)
         for q in qualities:
             coded_bits = float_bits = 0.0
-            for path in args.images:
+            for path in paths:
                 pixels = np.array(Image.open(path).convert("RGB"))
                 coded, estimate = rate_cost(model, pixels, q)
                 coded_bits, float_bits = coded_bits + coded, float_bits + estimate
