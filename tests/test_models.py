@@ -217,10 +217,11 @@ def test_gemm_weight_layout_changes_storage_not_streams_or_latents(name, monkeyp
         net = weights.load_file(path)
         x = _pad(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255, net.downsample)
         latents = net.compress(x, 40.0)
-        context_weight = net._exact()["context"][0]
-        results[transposed] = (latents.side, latents.latent, net.decode_latents([latents])[0],
-                               context_weight.is_contiguous(), context_weight)
+        results[transposed] = {"streams": (latents.side, latents.latent),
+                               "latent": net.decode_latents([latents])[0],
+                               "context weight": net._exact()["context"][0]}
     plain, fast = results[False], results[True]
-    assert plain[0] == fast[0] and plain[1] == fast[1]
-    assert torch.equal(plain[2], fast[2])
-    assert torch.equal(plain[4], fast[4]) and plain[3] and not fast[3]
+    assert plain["streams"] == fast["streams"]
+    assert torch.equal(plain["latent"], fast["latent"])
+    assert torch.equal(plain["context weight"], fast["context weight"])
+    assert plain["context weight"].is_contiguous() and not fast["context weight"].is_contiguous()
