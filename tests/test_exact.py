@@ -42,6 +42,27 @@ def test_in_place_rounding_matches_the_copying_one():
     assert exact.to_grid_(x).data_ptr() == x.data_ptr()
 
 
+@pytest.mark.parametrize(("bits", "limit"), [(exact.ACT_BITS, exact.ACT_LIMIT), (exact.PROB_BITS, 2.0**20),
+                                             (exact.WEIGHT_BITS, None)])
+def test_rounding_by_addition_matches_round_half_to_even(bits, limit):
+    """Exact ties between grid points (both parities, both signs), the limits and beyond, partial-sum
+    magnitudes, and values far below a grid step: the same numbers as torch.round would give."""
+    step = 2.0**-bits
+    k = torch.arange(-2000, 2000, dtype=torch.float64)
+    ties = (k + 0.5) * step
+    near = torch.cat([k * step + step * f for f in (0.25, 0.4999999, 0.5000001, 0.75)])
+    top = 2.0**14 if limit is None else limit
+    edges = torch.tensor([top, -top, top - step / 2, -top + step / 2, step / 3, -step / 3, 0.0, -0.0])
+    values = [ties, near, edges, torch.randn(5000, dtype=torch.float64) * top / 4]
+    if limit is not None:
+        values.append(torch.tensor([limit * 3, -limit * 3, 2.0**27, -(2.0**27)], dtype=torch.float64))
+    x = torch.cat(values)
+    expected = torch.round(x * 2**bits) / 2**bits
+    if limit is not None:
+        expected = expected.clamp(-limit, limit)
+    assert torch.equal(exact.to_grid_(x.clone(), bits, limit), expected)
+
+
 def test_gelu_lookup_equals_its_definition_bit_for_bit():
     """Every grid input in the table's range, beyond both ends, and the signs of zeros."""
     cdf = exact.build_cdf_table()
@@ -131,7 +152,11 @@ def _attention_definition(q, keys, values, heads, exp_table):
 
 
 def _bits(t):
-    return t.contiguous().view(torch.int64)
+    """The float64 bit patterns, with -0.0 counted as +0.0 (adding +0.0 turns one into the other):
+    rounding by addition gives +0.0 where torch.round gives -0.0, and no later step can tell them
+    apart (sums, products, comparisons and lookups treat them alike, and no reciprocal of a grid
+    value is ever taken)."""
+    return (t + 0.0).contiguous().view(torch.int64)
 
 
 @pytest.mark.parametrize("magnitude", [0.01, 3.0, 400.0, 2.0**14])

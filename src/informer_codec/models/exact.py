@@ -16,7 +16,7 @@ binary grid:
   everywhere, so they are safe; ``exp`` and ``erf`` are not, so softmax and GELU
   use lookup tables that are computed once at export and shipped in the weights.
 
-Rounding is ``torch.round`` (half to even), itself exact.
+Rounding is half to even (``torch.round``, or IEEE addition of a constant), itself exact.
 """
 
 from __future__ import annotations
@@ -46,18 +46,29 @@ def to_grid_(
 ) -> Tensor:
     """:func:`to_grid` in place, for a tensor nobody else holds (``scaled``: already times ``2**bits``).
 
-    Scaling by a power of two is exact, so clamping before or after it is the
-    same; working in place saves the temporaries of the four steps, which adds
-    up over the decoder's thousand-odd small per-wavefront layers. ``limit=None``
-    skips the clamp, for values that cannot exceed the limit.
+    The limit is on the grid, so clamping before rounding gives what clamping after
+    does. Unscaled float64 values are rounded by adding and subtracting
+    ``1.5 * 2**(52 - bits)``: every float64 near that constant is a multiple of
+    ``2**-bits``, so IEEE addition (correctly rounded, ties to even, on every CPU and
+    GPU) lands on the nearest one, as ``round(x * 2**bits) / 2**bits`` does, in two
+    passes instead of three. Only the sign of a zero can differ (+0.0 for -0.0),
+    which no later step can see. It needs ``|x| < 2**(51 - bits)``: the clamp
+    ensures it, and ``limit=None`` (no clamp) is for values already within the limit.
+    Informer's kodim01 latent decode took 335 against 348 ms (median of 8, alternating,
+    identical streams and latents; session 21).
     """
     scale = float(2**bits)
-    if not scaled:
-        x.mul_(scale)
-    x.round_()
+    if scaled or x.dtype != torch.float64:
+        if not scaled:
+            x.mul_(scale)
+        x.round_()
+        if limit is not None:
+            x.clamp_(-limit * scale, limit * scale)
+        return x.div_(scale)
     if limit is not None:
-        x.clamp_(-limit * scale, limit * scale)
-    return x.div_(scale)
+        x.clamp_(-limit, limit)
+    snap = 1.5 * 2.0 ** (52 - bits)
+    return x.add_(snap).sub_(snap)
 
 
 def quantize(t: Tensor) -> Tensor:
