@@ -57,18 +57,18 @@ def to_grid_(
     Informer's kodim01 latent decode took 335 against 348 ms (median of 8, alternating,
     identical streams and latents; session 21).
     """
-    scale = float(2**bits)
-    if scaled or x.dtype != torch.float64:
-        if not scaled:
-            x.mul_(scale)
-        x.round_()
+    if not scaled and x.dtype == torch.float64:
         if limit is not None:
-            x.clamp_(-limit * scale, limit * scale)
-        return x.div_(scale)
+            x.clamp_(-limit, limit)
+        snap = 1.5 * 2.0 ** (52 - bits)
+        return x.add_(snap).sub_(snap)
+    scale = float(2**bits)
+    if not scaled:
+        x.mul_(scale)
+    x.round_()
     if limit is not None:
-        x.clamp_(-limit, limit)
-    snap = 1.5 * 2.0 ** (52 - bits)
-    return x.add_(snap).sub_(snap)
+        x.clamp_(-limit * scale, limit * scale)
+    return x.div_(scale)
 
 
 def quantize(t: Tensor) -> Tensor:
