@@ -274,3 +274,13 @@ def test_level_balance_reaches_the_loss_and_the_log(tmp_path):
     assert balanced["loss"] != plain["loss"]
     trainer.run()
     assert "'level_balance': 0.5" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_a_new_seed_draws_other_crops_and_the_same_seed_the_same(tmp_path):
+    from informer_codec.train.loop import Trainer
+
+    def first_crops(seed: int) -> torch.Tensor:
+        return Trainer(_settings(tmp_path, seed=seed, out=tmp_path / f"run{seed}")).sampler.batch(4)
+
+    assert torch.equal(first_crops(1), first_crops(1))
+    assert not torch.equal(first_crops(1), first_crops(2))
