@@ -284,3 +284,16 @@ def test_a_new_seed_draws_other_crops_and_the_same_seed_the_same(tmp_path):
 
     assert torch.equal(first_crops(1), first_crops(1))
     assert not torch.equal(first_crops(1), first_crops(2))
+
+
+def test_the_seed_option_reaches_the_run(tmp_path):
+    folder = tmp_path / "big"  # the held-out photo must fit the default 256x256 validation crop
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(random_image(256, 256, seed=i)).save(folder / f"p{i}.png")
+    out = tmp_path / "run"
+    result = run_cli("train", "--dataset", folder, "--out", out, "--model", "mbt2018", "--n", "16",
+                     "--m", "32", "--patch", "64", "--batch", "1", "--steps", "1", "--threads", "1",
+                     "--device", "cpu", "--seed", "5")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "'seed': 5" in (out / "train.log").read_text()

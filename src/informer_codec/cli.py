@@ -53,8 +53,8 @@ def main() -> None:
               help="Weight each crop's loss by lambda**-B (relative to the levels' middle), so low "
                    "qualities steer the shared transforms as much as high ones (0: plain mean).")
 @click.option("--seed", type=int, default=777, show_default=True,
-              help="Seed of a fresh run's crops and noise; a new seed shows a new stretch other crops "
-                   "(a resumed run keeps its checkpoint's random states).")
+              help="Seed of a fresh run's crops and noise; a new seed gives a new stretch other crops "
+                   "than the last (a resumed run keeps its checkpoint's random states).")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: where the hardware has it).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where training runs (auto: a CUDA GPU if torch sees one; under torchrun, one per rank).")
