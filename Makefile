@@ -50,14 +50,19 @@ BENCH_OUT ?= docs/bench
 bench: $(STAMP)
 	$(INFORMER) bench $(KODAK) --out $(BENCH_OUT) --jobs 2
 
-# Resumable CPU training runs (see docs/training.md); they log to runs/<model>/train.log.
+# Resumable CPU training runs from the shipped weights, with the recipe of the latest sessions (256x256
+# crops, the real coding cost, a weight average; docs/training.md); they log to runs/<model>/train.log.
+# To run both side by side on 2 cores, give each `--threads 1` via TRAIN_ARGS.
+TRAIN_RECIPE := --patch 256 --batch 4 --lr 5e-5 --steps 16000 --checkpoint-minutes 4 --validate-every 1000 \
+	--ema-decay 0.999 --quantizer round
+TRAIN_ARGS ?=
 train-mbt2018: $(STAMP)
 	$(INFORMER) train --dataset ../shared/data/train --model mbt2018 --out runs/mbt2018 --resume \
-	  --init-from weights/mbt2018.pt --patch 128 --batch 8 --lr 1e-4 --steps 100000
+	  --init-from weights/mbt2018.pt $(TRAIN_RECIPE) $(TRAIN_ARGS)
 
 train-informer: $(STAMP)
 	$(INFORMER) train --dataset ../shared/data/train --model informer --out runs/informer --resume \
-	  --init-from weights/informer.pt --patch 128 --batch 8 --lr 1e-4 --steps 100000
+	  --init-from weights/informer.pt $(TRAIN_RECIPE) --level-balance 0.25 $(TRAIN_ARGS)
 
 # What a lent GPU machine needs beside this checkout (docs/training.md, "A GPU round"): ~21 MiB in
 # data-cache/gpu (ignored; name it in the device tool's carry).
