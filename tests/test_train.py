@@ -249,6 +249,26 @@ def test_evaluate_refuses_a_file_that_is_neither_weights_nor_checkpoint(tmp_path
     assert result.stderr.decode().count("\n") == 1 and result.stderr.startswith(b"informer: ")
 
 
+def test_init_from_a_checkpoint_starts_from_its_weight_average(tmp_path):
+    from informer_codec.train.loop import Trainer, export
+    from informer_codec.weights import load_file
+
+    Trainer(_settings(tmp_path, steps=2)).run()
+    export(tmp_path / "run" / "checkpoint.pt", tmp_path / "average.pt")
+    fresh = Trainer(_settings(tmp_path, out=tmp_path / "next", init_from=tmp_path / "run" / "checkpoint.pt"))
+    assert torch.equal(fresh.model.g_s[0].weight.detach(), load_file(tmp_path / "average.pt").g_s[0].weight)
+
+
+def test_train_from_a_file_that_is_neither_weights_nor_checkpoint_is_one_line(tmp_path):
+    folder = _settings(tmp_path).dataset
+    (tmp_path / "junk.pt").write_bytes(b"not a weights file")
+    result = run_cli("train", "--dataset", folder, "--out", tmp_path / "run", "--model", "mbt2018",
+                     "--init-from", tmp_path / "junk.pt", "--device", "cpu")
+    assert result.returncode == 1
+    assert result.stderr.decode().count("\n") == 1 and result.stderr.startswith(b"informer: ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_level_balance_weights_each_crop_by_its_lambda_around_the_levels_middle():
     from informer_codec.models.base import DEFAULT_LAMBDAS
     from informer_codec.train.loop import level_weights

@@ -38,7 +38,8 @@ def main() -> None:
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt if it exists.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Start from a weights file (the shipped ones, or mbt2018's for Informer).")
+              help="Start from a weights file or a training checkpoint (the shipped weights, or "
+                   "mbt2018's for Informer).")
 @click.option("--n", "n", type=int, default=128, show_default=True, help="Transform width N.")
 @click.option("--m", "m", type=int, default=192, show_default=True, help="Latent channels M.")
 @click.option("--threads", type=int, default=0, help="torch threads (0: all cores).")
@@ -60,12 +61,16 @@ def main() -> None:
               help="Where training runs (auto: a CUDA GPU if torch sees one; under torchrun, one per rank).")
 def train(**options) -> None:
     """Train a model on a folder of photos (resumable; also runs under torchrun)."""
+    from informer_codec.errors import WeightsError
     from informer_codec.train.loop import Trainer, TrainSettings
 
     try:
         trainer = Trainer(TrainSettings(**options))
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
+    except WeightsError as exc:
+        click.echo(f"informer: {exc}", err=True)
+        raise SystemExit(1) from None
     trainer.run()
 
 
@@ -103,7 +108,8 @@ def evaluate(models, dataset: Path, patch: int, live: bool, threads: int, as_jso
     import torch
 
     from informer_codec.errors import WeightsError
-    from informer_codec.train.evaluate import comparison_table, held_out_crops, load_scored_model, score
+    from informer_codec.train.evaluate import comparison_table, held_out_crops, score
+    from informer_codec.train.loop import load_weights_or_checkpoint
 
     if threads:
         torch.set_num_threads(threads)
@@ -114,7 +120,7 @@ def evaluate(models, dataset: Path, patch: int, live: bool, threads: int, as_jso
     results = []
     for path in models:
         try:
-            model = load_scored_model(path, live)
+            model = load_weights_or_checkpoint(path, live)
         except WeightsError as exc:
             click.echo(f"informer: {exc}", err=True)
             raise SystemExit(1) from None

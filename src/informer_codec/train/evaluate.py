@@ -9,16 +9,14 @@ the model, in float32, priced as the codec codes it (round(y)).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from informer_codec.errors import WeightsError
 from informer_codec.models import LatentCodecModel
 from informer_codec.train.data import list_images, split, validation_crops
-from informer_codec.train.loop import _psnr, export, rate_distortion
+from informer_codec.train.loop import _psnr, rate_distortion
 
 
 @dataclass
@@ -35,26 +33,6 @@ class LevelScore:
 def held_out_crops(dataset: Path, patch: int = 256) -> torch.Tensor:
     """The crops the trainer validates on, for a training folder."""
     return validation_crops(split(list_images(dataset))[1], patch)
-
-
-def load_scored_model(path: Path, live: bool = False) -> LatentCodecModel:
-    """A weights file as it is, or a training checkpoint through a temporary export.
-
-    Raises :class:`WeightsError` if ``path`` is neither.
-    """
-    from informer_codec.weights import load_file
-
-    try:
-        model = load_file(path)
-    except WeightsError:
-        with tempfile.TemporaryDirectory() as folder:
-            exported = Path(folder) / "exported.pt"
-            try:
-                export(path, exported, live=live)
-            except Exception:  # torch's and pickle's messages run over many lines
-                raise WeightsError(f"{path}: neither a weights file nor a training checkpoint") from None
-            model = load_file(exported)
-    return model
 
 
 @torch.no_grad()

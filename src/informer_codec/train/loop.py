@@ -15,6 +15,7 @@ import bisect
 import math
 import os
 import random
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from informer_codec.errors import WeightsError
 from informer_codec.hardware import bf16_is_fast
 from informer_codec.models import LatentCodecModel, ModelConfig, build_model
 from informer_codec.models.base import likelihood_bits
@@ -192,14 +194,15 @@ class Trainer:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=False) if (
             s.resume and checkpoint.is_file()) else None  # read once: it is ~170 MB
         self.model = build_model(self._model_config(saved))
+        source = load_weights_or_checkpoint(s.init_from) if s.init_from else None
         if s.patch % self.model.downsample or s.validation_patch % self.model.downsample:
             raise ValueError(f"--patch must be a multiple of {self.model.downsample} for {s.model}")
         train_paths, held_out = split(list_images(s.dataset))
         self.sampler = CropSampler(train_paths, s.patch, seed=s.seed + self.rank, device=self.device)
         self.validation = validation_crops(held_out, s.validation_patch).to(self.device)
         s.out.mkdir(parents=True, exist_ok=True)  # after the checks above: a refused run leaves nothing
-        if s.init_from:
-            self._init_from(s.init_from)
+        if source is not None:
+            self._init_from(source, s.init_from)
         self.model = self.model.to(self.device, memory_format=torch.channels_last)
         aux = [p for name, p in self.model.named_parameters() if name.endswith("quantiles")]
         main = [p for name, p in self.model.named_parameters() if not name.endswith("quantiles")]
@@ -230,11 +233,8 @@ class Trainer:
                              f"not {config.name} N={config.n} M={config.m}")
         return kept
 
-    def _init_from(self, path: Path) -> None:
-        """Start from a weights file: the same model, or mbt2018's shared parts for Informer."""
-        from informer_codec.weights import load_file
-
-        source_model = load_file(path)
+    def _init_from(self, source_model: LatentCodecModel, path: Path) -> None:
+        """Start from ``path``'s model: the same model, or mbt2018's shared parts for Informer."""
         source = source_model.state_dict()
         own = self.model.state_dict()
         old_lambdas, new_lambdas = source_model.config.lambdas, self.model.config.lambdas
@@ -393,3 +393,24 @@ def export(checkpoint: Path, out: Path, record: bool = False, live: bool = False
     if record:
         record_shipped(model.config.name, digest)
     return digest
+
+
+def load_weights_or_checkpoint(path: Path, live: bool = False) -> LatentCodecModel:
+    """A weights file as it is, or a training checkpoint as :func:`export` would write it.
+
+    Evaluation and ``--init-from`` take either, so a checkpoint needs no export step first.
+    Raises :class:`WeightsError` if ``path`` is neither.
+    """
+    from informer_codec.weights import load_file
+
+    try:
+        return load_file(path)
+    except WeightsError:
+        pass
+    with tempfile.TemporaryDirectory() as folder:
+        exported = Path(folder) / "exported.pt"
+        try:
+            export(path, exported, live=live)
+        except Exception:  # torch's and pickle's messages run over many lines
+            raise WeightsError(f"{path}: neither a weights file nor a training checkpoint") from None
+        return load_file(exported)
